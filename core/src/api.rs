@@ -1,0 +1,240 @@
+//! The public HTTP contract (`API.md`): request and response bodies, input
+//! limits, and the one JSON error shape every route answers with.
+//!
+//! Functions are thin adapters: they hand the raw body to [`parse_body`] and
+//! turn an [`ApiError`] into a response with [`ApiError::to_json`], so every
+//! route reports bad input the same way.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Largest request body any route accepts (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Default and bounds of `k`, the number of results a route returns.
+pub const DEFAULT_K: usize = 10;
+/// Largest `k` a caller may ask for.
+pub const MAX_K: usize = 200;
+
+/// An error answered to the client: an HTTP status, a stable machine code and
+/// a message that names the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code (4xx for the caller's mistakes, 5xx for ours).
+    pub status: u16,
+    /// Stable, machine-readable code such as `bad_request`.
+    pub code: &'static str,
+    /// Human-readable explanation naming the field that is wrong.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the body is not what the route expects.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: 400, code: "bad_request", message: message.into() }
+    }
+    /// 404: no such route.
+    pub fn not_found(path: &str) -> Self {
+        Self { status: 404, code: "not_found", message: format!("no route for `{path}`") }
+    }
+    /// 405: the route exists but not for this method.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Self {
+        Self {
+            status: 405,
+            code: "method_not_allowed",
+            message: format!("`{method} {path}` is not supported; use {allowed}"),
+        }
+    }
+    /// 413: the body is larger than [`MAX_BODY_BYTES`].
+    pub fn payload_too_large(len: usize) -> Self {
+        Self {
+            status: 413,
+            code: "payload_too_large",
+            message: format!("request body is {len} bytes or more; the limit is {MAX_BODY_BYTES} bytes (1 MiB)"),
+        }
+    }
+    /// 415: the body is declared as something other than JSON.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self {
+            status: 415,
+            code: "unsupported_media_type",
+            message: format!("content-type `{content_type}` is not supported; send `application/json`"),
+        }
+    }
+    /// 500: our fault. The message stays generic; details belong in the log.
+    pub fn internal() -> Self {
+        Self { status: 500, code: "internal", message: "internal error; see the server log".into() }
+    }
+    /// 503: the function has no usable model bundle.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { status: 503, code: "unavailable", message: message.into() }
+    }
+
+    /// The body of the error response: `{"error": {"code": ..., "message": ...}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Parses a JSON request body into `T`, with errors that name the field.
+///
+/// Checks, in order: size, UTF-8, JSON syntax, then the shape of `T`
+/// (unknown fields are refused, so a typo such as `"histroy"` is reported
+/// instead of silently ignored).
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(body.len()));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!("request body is not valid UTF-8 (byte {})", e.valid_up_to()))
+    })?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("request body is empty; send a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("field `{path}`: {inner}"))
+        }
+    })
+}
+
+/// Model name and version, as reported by every route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// Bundle name, e.g. `online-retail`.
+    pub name: String,
+    /// Bundle version, e.g. `1`.
+    pub version: String,
+}
+
+/// `POST /api/recommend` request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// Honoured only by the private host, which looks the history up itself.
+    pub user_id: Option<String>,
+    /// Item ids the shopper interacted with, oldest first.
+    pub history: Option<Vec<String>>,
+    /// Number of items to return (1..=200, default 10).
+    pub k: Option<i64>,
+    /// Item ids that must not be returned.
+    pub exclude: Option<Vec<String>>,
+    /// Whether items of the history are left out (default true).
+    pub exclude_history: Option<bool>,
+}
+
+/// Validates `k` against `1..=MAX_K`, defaulting to [`DEFAULT_K`].
+pub fn validate_k(k: Option<i64>) -> Result<usize, ApiError> {
+    match k {
+        None => Ok(DEFAULT_K),
+        Some(k) if (1..=MAX_K as i64).contains(&k) => Ok(k as usize),
+        Some(k) => Err(ApiError::bad_request(format!("field `k` must be between 1 and {MAX_K}, got {k}"))),
+    }
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredItem {
+    /// Catalog id.
+    pub item_id: String,
+    /// Catalog title.
+    pub title: String,
+    /// Ranking score (higher is better; cosine similarity or a popularity share).
+    pub score: f32,
+    /// Why the item is here, for people reading the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/recommend` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecommendResponse {
+    /// Ranked items, best first.
+    pub items: Vec<ScoredItem>,
+    /// Ids from `history` or `exclude` that the catalog does not know.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unknown: Vec<String>,
+    /// The bundle that produced the ranking.
+    pub model: ModelRef,
+}
+
+/// `GET /api/health` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Always `ok` when the function can serve.
+    pub status: String,
+    /// `edge` or `private`.
+    pub zone: String,
+    /// Bundles the function serves.
+    pub models: Vec<ModelRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse_body::<RecommendRequest>(br#"{"k": "ten"}"#).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.starts_with("field `k`"), "{}", err.message);
+    }
+
+    #[test]
+    fn nested_wrong_type_names_the_element() {
+        let err = parse_body::<RecommendRequest>(br#"{"history": ["a", 3]}"#).unwrap_err();
+        assert!(err.message.contains("history[1]"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_field_is_refused_by_name() {
+        let err = parse_body::<RecommendRequest>(br#"{"histroy": []}"#).unwrap_err();
+        assert!(err.message.contains("histroy"), "{}", err.message);
+    }
+
+    #[test]
+    fn malformed_json_and_non_utf8_are_bad_requests() {
+        assert_eq!(parse_body::<RecommendRequest>(b"{\"k\":").unwrap_err().status, 400);
+        assert_eq!(parse_body::<RecommendRequest>(b"\xff\xfe").unwrap_err().status, 400);
+        assert_eq!(parse_body::<RecommendRequest>(b"  ").unwrap_err().status, 400);
+        assert_eq!(parse_body::<RecommendRequest>(b"[1,2]").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn oversized_body_is_413() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_body::<RecommendRequest>(&body).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn k_bounds() {
+        assert_eq!(validate_k(None), Ok(DEFAULT_K));
+        assert_eq!(validate_k(Some(1)), Ok(1));
+        assert_eq!(validate_k(Some(200)), Ok(200));
+        for bad in [0, -3, 201] {
+            let err = validate_k(Some(bad)).unwrap_err();
+            assert!(err.message.contains("`k`") && err.message.contains(&bad.to_string()));
+        }
+    }
+
+    #[test]
+    fn error_body_shape() {
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::bad_request("field `k`: nope").to_json()).unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "field `k`: nope");
+    }
+}

@@ -1,0 +1,310 @@
+//! The item index: ids, titles, popularity and embeddings of every catalog
+//! item in one compact little-endian file (`items.bin`).
+//!
+//! A component answers every request from a fresh instance, so it reads this
+//! file on every request. The layout is chosen so that "reading" is one
+//! `read` into an aligned buffer and a few bounds checks: no parsing, no
+//! per-item allocation, no hash map to build (items are sorted by id and
+//! found by binary search).
+//!
+//! ```text
+//! offset  size                 field
+//! 0       4                    magic "ERIX"
+//! 4       4                    format (u32, = 1)
+//! 8       4                    count  (u32, items)
+//! 12      4                    dims   (u32, embedding width)
+//! 16      4                    strings_len (u32, bytes)
+//! 20      12                   reserved, zero
+//! 32      4*count*dims         embeddings (f32, row-major, L2-normalized)
+//! ..      4*count              popularity (f32, distinct buyers)
+//! ..      4*(2*count+1)        string offsets (u32): id_i = [o[2i], o[2i+1]),
+//!                              title_i = [o[2i+1], o[2i+2])
+//! ..      strings_len          UTF-8 strings
+//! ```
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::{Error, Result};
+
+#[cfg(target_endian = "big")]
+compile_error!("items.bin is little-endian and read in place; big-endian targets are not supported");
+
+const MAGIC: [u8; 4] = *b"ERIX";
+const FORMAT: u32 = 1;
+const HEADER_WORDS: usize = 8;
+
+/// One catalog item on its way into an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexItem {
+    /// Catalog id (unique).
+    pub id: String,
+    /// Display title.
+    pub title: String,
+    /// Popularity (e.g. number of distinct buyers); used for the cold fallback.
+    pub popularity: f32,
+    /// Text embedding; every item must have the same width.
+    pub embedding: Vec<f32>,
+}
+
+/// A read-only item index held in one aligned buffer.
+#[derive(Debug, Clone)]
+pub struct ItemIndex {
+    words: Vec<u32>,
+    count: usize,
+    dims: usize,
+    popularity_at: usize,
+    offsets_at: usize,
+    strings_at: usize,
+}
+
+impl ItemIndex {
+    /// Serializes items into the `items.bin` layout, sorted by id.
+    pub fn encode(items: &[IndexItem]) -> Result<Vec<u8>> {
+        let dims = items.first().map_or(0, |i| i.embedding.len());
+        let mut order: Vec<&IndexItem> = items.iter().collect();
+        order.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+        for pair in order.windows(2) {
+            if pair[0].id == pair[1].id {
+                return Err(Error::InvalidIndex(format!("item id `{}` appears twice", pair[0].id)));
+            }
+        }
+        let mut strings = Vec::new();
+        let mut offsets = vec![0u32];
+        for item in &order {
+            if item.embedding.len() != dims {
+                return Err(Error::InvalidIndex(format!(
+                    "item `{}` has an embedding of width {}, expected {dims}",
+                    item.id,
+                    item.embedding.len()
+                )));
+            }
+            for text in [&item.id, &item.title] {
+                strings.extend_from_slice(text.as_bytes());
+                offsets.push(u32::try_from(strings.len()).map_err(|_| {
+                    Error::InvalidIndex("string table exceeds 4 GiB".into())
+                })?);
+            }
+        }
+        let count = order.len();
+        let mut out = Vec::with_capacity(32 + 4 * (count * dims + 3 * count + 1) + strings.len());
+        out.extend_from_slice(&MAGIC);
+        for word in [FORMAT, count as u32, dims as u32, strings.len() as u32, 0, 0, 0] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        for item in &order {
+            for x in &item.embedding {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        for item in &order {
+            out.extend_from_slice(&item.popularity.to_le_bytes());
+        }
+        for o in &offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        out.extend_from_slice(&strings);
+        Ok(out)
+    }
+
+    /// Reads an index file with a single `read` into an aligned buffer.
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+        let mut words = vec![0u32; len.div_ceil(4)];
+        file.read_exact(&mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len])
+            .map_err(|e| Error::io(path, e))?;
+        Self::from_words(words, len)
+    }
+
+    /// Builds an index from bytes already in memory (copies them once).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self::from_words(words, bytes.len())
+    }
+
+    fn from_words(words: Vec<u32>, len: usize) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidIndex(reason);
+        if len < HEADER_WORDS * 4 {
+            return Err(bad(format!("file is {len} bytes, shorter than the 32-byte header")));
+        }
+        if bytemuck::cast_slice::<u32, u8>(&words[..1]) != MAGIC {
+            return Err(bad("missing `ERIX` magic: not an edgerec items.bin".into()));
+        }
+        let format = u32::from_le(words[1]);
+        if format != FORMAT {
+            return Err(bad(format!("format {format} is not supported (expected {FORMAT}); rebuild with `edgerec index`")));
+        }
+        let count = u32::from_le(words[2]) as usize;
+        let dims = u32::from_le(words[3]) as usize;
+        let strings_len = u32::from_le(words[4]) as usize;
+        let popularity_at = HEADER_WORDS + count * dims;
+        let offsets_at = popularity_at + count;
+        let strings_at = offsets_at + 2 * count + 1;
+        let expected = strings_at * 4 + strings_len;
+        if expected != len {
+            return Err(bad(format!(
+                "header says {count} items of width {dims} and {strings_len} string bytes ({expected} bytes), file has {len}"
+            )));
+        }
+        let index = Self { words, count, dims, popularity_at, offsets_at, strings_at };
+        let offsets = index.offsets();
+        if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[2 * count] as usize != strings_len {
+            return Err(bad("string offsets are not increasing within the string table".into()));
+        }
+        for i in 0..2 * count {
+            std::str::from_utf8(index.string_bytes(i))
+                .map_err(|_| bad(format!("string {i} is not valid UTF-8")))?;
+        }
+        for i in 1..count {
+            if index.string_bytes(2 * (i - 1)) >= index.string_bytes(2 * i) {
+                return Err(bad(format!("item ids are not strictly sorted at position {i}")));
+            }
+        }
+        Ok(index)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the index holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Embedding width.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// All embeddings, row-major.
+    pub fn embeddings(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.words[HEADER_WORDS..self.popularity_at])
+    }
+
+    /// The embedding of item `i`.
+    pub fn embedding(&self, i: usize) -> &[f32] {
+        &self.embeddings()[i * self.dims..(i + 1) * self.dims]
+    }
+
+    /// Popularity of every item.
+    pub fn popularity(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.words[self.popularity_at..self.offsets_at])
+    }
+
+    fn offsets(&self) -> &[u32] {
+        &self.words[self.offsets_at..self.strings_at]
+    }
+
+    fn string_bytes(&self, n: usize) -> &[u8] {
+        let offsets = self.offsets();
+        let all = &bytemuck::cast_slice::<u32, u8>(&self.words[self.strings_at..]);
+        &all[offsets[n] as usize..offsets[n + 1] as usize]
+    }
+
+    fn string(&self, n: usize) -> &str {
+        // Validated as UTF-8 when the index was read.
+        std::str::from_utf8(self.string_bytes(n)).unwrap_or_default()
+    }
+
+    /// The id of item `i`.
+    pub fn id(&self, i: usize) -> &str {
+        self.string(2 * i)
+    }
+
+    /// The title of item `i`.
+    pub fn title(&self, i: usize) -> &str {
+        self.string(2 * i + 1)
+    }
+
+    /// The position of the item with this id, by binary search.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.string_bytes(2 * mid).cmp(id.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str, popularity: f32, embedding: &[f32]) -> IndexItem {
+        IndexItem { id: id.into(), title: title.into(), popularity, embedding: embedding.to_vec() }
+    }
+
+    fn sample() -> Vec<IndexItem> {
+        vec![
+            item("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 50.0, &[1.0, 0.0, 0.0]),
+            item("22423", "REGENCY CAKESTAND 3 TIER", 40.0, &[0.0, 1.0, 0.0]),
+            item("POST-é", "naïve ünïcode title ✓", 1.0, &[0.0, 0.0, 1.0]),
+        ]
+    }
+
+    #[test]
+    fn round_trip_sorted_by_id() {
+        let bytes = ItemIndex::encode(&sample()).unwrap();
+        let index = ItemIndex::from_bytes(&bytes).unwrap();
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.dims(), 3);
+        assert_eq!(index.id(0), "22423");
+        assert_eq!(index.title(0), "REGENCY CAKESTAND 3 TIER");
+        assert_eq!(index.embedding(0), &[0.0, 1.0, 0.0]);
+        assert_eq!(index.popularity(), &[40.0, 50.0, 1.0]);
+        let at = index.find("POST-é").unwrap();
+        assert_eq!(index.title(at), "naïve ünïcode title ✓");
+        assert_eq!(index.find("nope"), None);
+        assert_eq!(index.find(""), None);
+    }
+
+    #[test]
+    fn read_from_file_matches_from_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.bin");
+        std::fs::write(&path, ItemIndex::encode(&sample()).unwrap()).unwrap();
+        let index = ItemIndex::read(&path).unwrap();
+        assert_eq!(index.find("85123A"), Some(1));
+        assert_eq!(index.embeddings().len(), 9);
+    }
+
+    #[test]
+    fn empty_index_is_valid() {
+        let index = ItemIndex::from_bytes(&ItemIndex::encode(&[]).unwrap()).unwrap();
+        assert!(index.is_empty());
+        assert_eq!(index.find("x"), None);
+    }
+
+    #[test]
+    fn refuses_duplicates_and_ragged_embeddings() {
+        let mut items = sample();
+        items.push(item("22423", "dup", 1.0, &[0.0, 0.0, 1.0]));
+        assert!(ItemIndex::encode(&items).unwrap_err().to_string().contains("22423"));
+        let mut items = sample();
+        items[1].embedding.push(1.0);
+        assert!(ItemIndex::encode(&items).unwrap_err().to_string().contains("width 4"));
+    }
+
+    #[test]
+    fn refuses_corrupt_files() {
+        let bytes = ItemIndex::encode(&sample()).unwrap();
+        assert!(ItemIndex::from_bytes(&bytes[..10]).unwrap_err().to_string().contains("header"));
+        assert!(ItemIndex::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("file has"));
+        let mut wrong_magic = bytes.clone();
+        wrong_magic[0] = b'X';
+        assert!(ItemIndex::from_bytes(&wrong_magic).unwrap_err().to_string().contains("magic"));
+        let mut bad_utf8 = bytes.clone();
+        let last = bad_utf8.len() - 1;
+        bad_utf8[last] = 0xff;
+        assert!(ItemIndex::from_bytes(&bad_utf8).unwrap_err().to_string().contains("UTF-8"));
+    }
+}

@@ -1,0 +1,226 @@
+//! `POST /api/recommend`: rank the catalog for a shopper.
+//!
+//! The user vector is a recency-weighted mean of the history's item
+//! embeddings (the newest item counts most; weight halves every
+//! [`HISTORY_HALF_LIFE`] items). Items are ranked by cosine similarity to it.
+//! A history with no known item falls back to the most popular items.
+
+use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
+use crate::index::ItemIndex;
+use crate::score::{dot, normalize, top_k};
+
+/// Number of history positions after which an item's weight halves.
+pub const HISTORY_HALF_LIFE: f32 = 5.0;
+
+/// How many of the newest distinct history items are considered when
+/// explaining a recommendation.
+const REASON_CANDIDATES: usize = 20;
+
+/// A validated recommendation query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecommendQuery {
+    /// Item ids, oldest first.
+    pub history: Vec<String>,
+    /// Number of items wanted.
+    pub k: usize,
+    /// Ids never to return.
+    pub exclude: Vec<String>,
+    /// Whether history items are left out.
+    pub exclude_history: bool,
+}
+
+impl TryFrom<RecommendRequest> for RecommendQuery {
+    type Error = ApiError;
+
+    fn try_from(req: RecommendRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            k: validate_k(req.k)?,
+            history: req.history.unwrap_or_default(),
+            exclude: req.exclude.unwrap_or_default(),
+            exclude_history: req.exclude_history.unwrap_or(true),
+        })
+    }
+}
+
+/// Ranked items and the ids the catalog did not know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendations {
+    /// Best first.
+    pub items: Vec<ScoredItem>,
+    /// Unknown ids from `history` and `exclude`, in order of first appearance.
+    pub unknown: Vec<String>,
+}
+
+/// Ranks the catalog for `query`.
+pub fn recommend(index: &ItemIndex, query: &RecommendQuery) -> Recommendations {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut resolve = |id: &String| {
+        let found = index.find(id);
+        if found.is_none() && !unknown.contains(id) {
+            unknown.push(id.clone());
+        }
+        found
+    };
+    let history: Vec<usize> = query.history.iter().filter_map(&mut resolve).collect();
+    let excluded: Vec<usize> = query.exclude.iter().filter_map(&mut resolve).collect();
+
+    let mut allowed = vec![true; index.len()];
+    for &i in &excluded {
+        allowed[i] = false;
+    }
+    if query.exclude_history {
+        for &i in &history {
+            allowed[i] = false;
+        }
+    }
+
+    let items = match user_vector(index, &history) {
+        Some(user) => by_similarity(index, &user, &history, &allowed, query.k),
+        None => by_popularity(index, &allowed, query.k),
+    };
+    Recommendations { items, unknown }
+}
+
+/// Recency-weighted, normalized mean of the history's embeddings, or `None`
+/// for an empty history.
+pub fn user_vector(index: &ItemIndex, history: &[usize]) -> Option<Vec<f32>> {
+    if history.is_empty() {
+        return None;
+    }
+    let mut user = vec![0f32; index.dims()];
+    let newest = history.len() - 1;
+    for (pos, &item) in history.iter().enumerate() {
+        let weight = 0.5f32.powf((newest - pos) as f32 / HISTORY_HALF_LIFE);
+        for (u, e) in user.iter_mut().zip(index.embedding(item)) {
+            *u += weight * e;
+        }
+    }
+    normalize(&mut user);
+    Some(user)
+}
+
+fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
+    let dims = index.dims();
+    let scores: Vec<Option<f32>> = index
+        .embeddings()
+        .chunks_exact(dims.max(1))
+        .zip(allowed)
+        .map(|(e, &ok)| ok.then(|| dot(user, e)))
+        .collect();
+    let mut recent: Vec<usize> = Vec::new();
+    for &h in history.iter().rev() {
+        if !recent.contains(&h) {
+            recent.push(h);
+        }
+        if recent.len() == REASON_CANDIDATES {
+            break;
+        }
+    }
+    top_k(&scores, k)
+        .into_iter()
+        .map(|(i, score)| {
+            let closest = recent.iter().copied().max_by(|&a, &b| {
+                dot(index.embedding(a), index.embedding(i))
+                    .total_cmp(&dot(index.embedding(b), index.embedding(i)))
+                    .then(b.cmp(&a))
+            });
+            ScoredItem {
+                item_id: index.id(i).to_string(),
+                title: index.title(i).to_string(),
+                score,
+                reason: closest.map(|h| format!("similar to \"{}\"", index.title(h))),
+            }
+        })
+        .collect()
+}
+
+fn by_popularity(index: &ItemIndex, allowed: &[bool], k: usize) -> Vec<ScoredItem> {
+    let popularity = index.popularity();
+    let max = popularity.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+    let scores: Vec<Option<f32>> =
+        popularity.iter().zip(allowed).map(|(&p, &ok)| ok.then_some(p / max)).collect();
+    top_k(&scores, k)
+        .into_iter()
+        .map(|(i, score)| ScoredItem {
+            item_id: index.id(i).to_string(),
+            title: index.title(i).to_string(),
+            score,
+            reason: Some("popular".into()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexItem;
+
+    /// Four items on a circle: a and b close, c and d close, the groups apart.
+    fn index() -> ItemIndex {
+        let item = |id: &str, pop: f32, angle: f32| IndexItem {
+            id: id.into(),
+            title: format!("title {id}"),
+            popularity: pop,
+            embedding: vec![angle.cos(), angle.sin()],
+        };
+        let items =
+            [item("a", 10.0, 0.0), item("b", 1.0, 0.2), item("c", 30.0, 1.5), item("d", 20.0, 1.6)];
+        ItemIndex::from_bytes(&ItemIndex::encode(&items).unwrap()).unwrap()
+    }
+
+    fn query(history: &[&str], k: usize) -> RecommendQuery {
+        RecommendQuery {
+            history: history.iter().map(|s| s.to_string()).collect(),
+            k,
+            exclude: vec![],
+            exclude_history: true,
+        }
+    }
+
+    fn ids(r: &Recommendations) -> Vec<&str> {
+        r.items.iter().map(|i| i.item_id.as_str()).collect()
+    }
+
+    #[test]
+    fn history_ranks_nearest_items_first_and_excludes_itself() {
+        let r = recommend(&index(), &query(&["a"], 3));
+        assert_eq!(ids(&r), ["b", "c", "d"]);
+        assert_eq!(r.items[0].reason.as_deref(), Some("similar to \"title a\""));
+        assert!(r.items[0].score > r.items[1].score);
+    }
+
+    #[test]
+    fn newest_history_item_weighs_most() {
+        let r = recommend(&index(), &query(&["a", "d"], 1));
+        assert_eq!(ids(&r), ["c"]);
+        let r = recommend(&index(), &query(&["d", "a"], 1));
+        assert_eq!(ids(&r), ["b"]);
+    }
+
+    #[test]
+    fn empty_or_unknown_history_falls_back_to_popularity() {
+        let r = recommend(&index(), &query(&[], 2));
+        assert_eq!(ids(&r), ["c", "d"]);
+        assert_eq!(r.items[0].score, 1.0);
+        assert_eq!(r.items[0].reason.as_deref(), Some("popular"));
+        let r = recommend(&index(), &query(&["nope", "nope", "zz"], 2));
+        assert_eq!(ids(&r), ["c", "d"]);
+        assert_eq!(r.unknown, ["nope", "zz"]);
+    }
+
+    #[test]
+    fn exclusions_apply_and_history_can_be_kept() {
+        let mut q = query(&["a"], 4);
+        q.exclude = vec!["b".into(), "x".into()];
+        let r = recommend(&index(), &q);
+        assert_eq!(ids(&r), ["c", "d"]);
+        assert_eq!(r.unknown, ["x"]);
+        q.exclude_history = false;
+        assert_eq!(ids(&recommend(&index(), &q)), ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn k_larger_than_catalog_returns_what_is_left() {
+        assert_eq!(recommend(&index(), &query(&["a"], 200)).items.len(), 3);
+    }
+}

@@ -1,0 +1,68 @@
+//! `POST /api/recommend` and `GET /api/health` as a Spin HTTP component.
+//!
+//! Build: `scripts/build-components` (release, `wasm32-wasip2`, `+simd128`).
+//! Run: `edgerec serve --manifest spin.toml --listen 127.0.0.1:3000` (or
+//! `spin up`), then
+//! `curl -d '{"history": ["85123A"], "k": 3}' localhost:3000/api/recommend`.
+//!
+//! The model bundle is mounted at `/bundle` (`files` in `spin.toml`). Each
+//! request runs in a fresh instance, so the bundle is read per request; its
+//! binary layout makes that one `read` (see `edgerec_core::index`).
+
+use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
+use edgerec_core::api::{ApiError, HealthResponse, RecommendRequest, RecommendResponse};
+use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::index::ItemIndex;
+use edgerec_core::recommend::{RecommendQuery, recommend};
+use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+async fn handle(req: IncomingRequest) -> Response {
+    let mut call = Call::new(&req);
+    match (&call.method, call.path.as_str()) {
+        (Method::Options, _) => call.preflight(),
+        (Method::Post, "/api/recommend") => {
+            let result = handle_recommend(&mut call, req).await;
+            call.respond(result)
+        }
+        (Method::Get | Method::Head, "/api/health") => {
+            let result = health(&call);
+            call.respond(result)
+        }
+        (method, path @ ("/api/recommend" | "/api/health")) => {
+            let allowed = if path == "/api/recommend" { "POST" } else { "GET" };
+            call.error(&ApiError::method_not_allowed(&method.to_string(), path, allowed))
+        }
+        (_, path) => call.error(&ApiError::not_found(path)),
+    }
+}
+
+async fn handle_recommend(call: &mut Call, req: IncomingRequest) -> Result<RecommendResponse, ApiError> {
+    let request: RecommendRequest = read_json(req).await?;
+    let query = RecommendQuery::try_from(request)?;
+    let (manifest, index) = call.timed("load", load_bundle)?;
+    let result = call.timed("score", || recommend(&index, &query));
+    Ok(RecommendResponse { items: result.items, unknown: result.unknown, model: manifest.model_ref() })
+}
+
+fn health(call: &Call) -> Result<HealthResponse, ApiError> {
+    let manifest = read_manifest()?;
+    Ok(HealthResponse { status: "ok".into(), zone: call.zone(), models: vec![manifest.model_ref()] })
+}
+
+fn read_manifest() -> Result<Manifest, ApiError> {
+    Manifest::read(BUNDLE_DIR.as_ref()).map_err(|e| {
+        eprintln!("{e}");
+        ApiError::unavailable("no usable model bundle is mounted at /bundle; see the server log")
+    })
+}
+
+fn load_bundle() -> Result<(Manifest, ItemIndex), ApiError> {
+    let manifest = read_manifest()?;
+    let index = ItemIndex::read(&std::path::Path::new(BUNDLE_DIR).join(ITEMS_FILE)).map_err(|e| {
+        eprintln!("{e}");
+        ApiError::unavailable("the model bundle's item index cannot be read; see the server log")
+    })?;
+    Ok((manifest, index))
+}

@@ -1,0 +1,154 @@
+//! Helpers for the end-to-end tests: locate the built artifacts, start a
+//! host on a free port, and speak HTTP to it like a front end would.
+//!
+//! Tests that need something built by `scripts/setup` (components, the
+//! encoder, the demo bundle) skip with a message when it is missing, and
+//! fail when `CI` is set, where `scripts/test` has built everything.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use edgerec_host::server::{HostConfig, Server, Zone, spawn_local};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The demo bundle `scripts/setup` builds and `spin.toml` mounts.
+pub fn demo_bundle() -> PathBuf {
+    repo().join("models/online-retail/1")
+}
+
+/// The encoder directory `scripts/setup` fetches.
+pub fn encoder_dir() -> PathBuf {
+    repo().join("models/encoders/paraphrase-MiniLM-L3-v2")
+}
+
+/// A built component, where `spin.toml` expects it.
+pub fn component(name: &str) -> PathBuf {
+    repo().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"))
+}
+
+/// Whether `path` exists; if not, skips the test (returns false) or, under
+/// CI, fails it.
+pub fn available(path: &Path) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let msg = format!("{} is missing; run scripts/setup (or scripts/test) first", path.display());
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("skipping: {msg}");
+    false
+}
+
+/// Skips the calling test unless every path exists (fails under CI).
+#[macro_export]
+macro_rules! require {
+    ($($path:expr),+ $(,)?) => {
+        if !( true $(&& $crate::available(&$path))+ ) {
+            return;
+        }
+    };
+}
+
+/// A running host.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Header lookup by lower-case name (all values joined with ", ").
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// All values of a header, joined.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> =
+            self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    /// The `error.message` of a JSON error reply.
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Host {
+    /// Loads `manifest` into a new host on 127.0.0.1:<free port>.
+    pub fn start(manifest: &Path, config: &HostConfig) -> Host {
+        let server = Server::new(manifest, Zone::Edge, config).expect("host starts");
+        Host { addr: spawn_local(server).expect("host listens") }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn read(resp: ureq::http::Response<ureq::Body>) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = resp.into_body().read_to_string().expect("body reads");
+        Reply { status, headers, body }
+    }
+
+    /// `POST path` with a JSON (or any) body.
+    pub fn post(&self, path: &str, body: impl AsRef<[u8]>) -> Reply {
+        self.post_as(path, "application/json", body)
+    }
+
+    /// `POST path` with the given content type.
+    pub fn post_as(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> Reply {
+        let resp = Self::agent()
+            .post(&self.url(path))
+            .header("content-type", content_type)
+            .send(body.as_ref())
+            .expect("request completes");
+        Self::read(resp)
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        Self::read(Self::agent().get(&self.url(path)).call().expect("request completes"))
+    }
+
+    /// `OPTIONS path` as a browser preflight.
+    pub fn preflight(&self, path: &str) -> Reply {
+        let req = ureq::http::Request::builder()
+            .method("OPTIONS")
+            .uri(self.url(path))
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .body(())
+            .expect("request builds");
+        Self::read(Self::agent().run(req).expect("request completes"))
+    }
+}
