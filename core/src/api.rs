@@ -99,12 +99,18 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("request body is empty; send a JSON object"));
     }
+    // serde would accept a struct written as an array; the contract is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request("request body must be a JSON object, e.g. {\"k\": 10}"));
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}; send a JSON object"))
         } else {
             ApiError::bad_request(format!("field `{path}`: {inner}"))
         }
@@ -207,10 +213,11 @@ mod tests {
 
     #[test]
     fn malformed_json_and_non_utf8_are_bad_requests() {
-        assert_eq!(parse_body::<RecommendRequest>(b"{\"k\":").unwrap_err().status, 400);
+        let err = parse_body::<RecommendRequest>(b"{\"history\": [").unwrap_err();
+        assert!(err.message.starts_with("invalid JSON body"), "{}", err.message);
         assert_eq!(parse_body::<RecommendRequest>(b"\xff\xfe").unwrap_err().status, 400);
         assert_eq!(parse_body::<RecommendRequest>(b"  ").unwrap_err().status, 400);
-        assert_eq!(parse_body::<RecommendRequest>(b"[1,2]").unwrap_err().status, 400);
+        assert!(parse_body::<RecommendRequest>(b"[1,2]").unwrap_err().message.contains("JSON object"));
     }
 
     #[test]

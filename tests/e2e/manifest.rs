@@ -20,7 +20,7 @@ fn top_level_exports(wasm: &[u8]) -> Vec<String> {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    exports.push(export.expect("export reads").name.0.to_string());
+                    exports.push(export.expect("export reads").name.name.to_string());
                 }
             }
             _ => {}

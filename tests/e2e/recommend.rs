@@ -128,8 +128,8 @@ fn bad_input_gets_a_json_4xx_naming_the_field() {
     require!(component("recommend"), demo_bundle());
     let host = demo_host();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", b"{\"history\": [".to_vec(), 400, "invalid JSON"],
-        ("not an object", b"[1, 2]".to_vec(), 400, "invalid JSON"),
+        ("malformed JSON", b"{\"history\": [".to_vec(), 400, "invalid JSON"),
+        ("not an object", b"[1, 2]".to_vec(), 400, "JSON object"),
         ("empty body", Vec::new(), 400, "empty"),
         ("k as string", br#"{"k": "ten"}"#.to_vec(), 400, "`k`"),
         ("k fractional", br#"{"k": 2.5}"#.to_vec(), 400, "`k`"),

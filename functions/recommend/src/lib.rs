@@ -15,9 +15,17 @@ use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend};
 use spin_sdk::http::{IncomingRequest, Method, Response};
-use spin_sdk::http_component;
 
-#[http_component]
+/// The exported entry point. `#[http_component]` generates the C-ABI export
+/// glue, which is `unsafe`; the `allow` covers that glue and nothing else.
+#[allow(unsafe_code)]
+mod entry {
+    #[spin_sdk::http_component]
+    async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
+        super::handle(req).await
+    }
+}
+
 async fn handle(req: IncomingRequest) -> Response {
     let mut call = Call::new(&req);
     match (&call.method, call.path.as_str()) {
