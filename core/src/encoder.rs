@@ -14,7 +14,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::dims;
 
 use crate::bundle::{EncoderInfo, sha256_hex};
 use crate::{Error, Result};
@@ -50,6 +49,16 @@ pub struct Encoder {
     config: EncoderConfig,
     tokenizer: Arc<Tokenizer>,
     plan: Arc<TypedRunnableModel>,
+    inputs: Vec<ModelInput>,
+}
+
+/// What each input of the ONNX graph expects, in graph order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelInput {
+    Ids,
+    Mask,
+    /// BERT segment ids; all zero for single sentences.
+    TokenTypes,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -104,15 +113,24 @@ impl Encoder {
             }))
             .map_err(|e| Error::Encoder(format!("tokenizer truncation: {e}")))?;
 
-        let mut model = tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(onnx))
             .map_err(encoder_err("reading the ONNX model"))?;
-        let batch = model.sym("B");
-        let seq = model.sym("S");
-        for input in 0..2 {
-            model
-                .set_input_fact(input, i64::fact(dims!(batch, seq)).into())
-                .map_err(encoder_err("setting the input shape"))?;
+        // The ONNX graph declares its inputs as i64 [batch, sequence] with
+        // named symbolic dims; keeping those names lets tract unify them
+        // with the shapes used inside the graph (e.g. position ids).
+        let mut inputs = Vec::new();
+        for outlet in model.input_outlets().map_err(encoder_err("reading the inputs"))? {
+            inputs.push(match model.node(outlet.node).name.as_str() {
+                "input_ids" => ModelInput::Ids,
+                "attention_mask" => ModelInput::Mask,
+                "token_type_ids" => ModelInput::TokenTypes,
+                other => {
+                    return Err(Error::Encoder(format!(
+                        "unexpected model input `{other}`; expected input_ids, attention_mask and optionally token_type_ids"
+                    )));
+                }
+            });
         }
         let plan = model
             .with_outputs_by_name([config.token_embeddings_output.as_str()])
@@ -121,7 +139,7 @@ impl Encoder {
             .map_err(encoder_err("optimizing the model"))?
             .into_runnable()
             .map_err(encoder_err("planning the model"))?;
-        Ok(Self { config, tokenizer: Arc::new(tokenizer), plan })
+        Ok(Self { config, tokenizer: Arc::new(tokenizer), plan, inputs })
     }
 
     /// The encoder's description.
@@ -172,10 +190,15 @@ impl Encoder {
                 .map(|a| a.into_tensor().into_tvalue())
                 .map_err(|e| Error::Encoder(format!("input shape: {e}")))
         };
-        let outputs = self
-            .plan
-            .run(tvec![to_tensor(ids)?, to_tensor(mask.clone())?])
-            .map_err(encoder_err("running the model"))?;
+        let mut feed = TVec::new();
+        for input in &self.inputs {
+            feed.push(match input {
+                ModelInput::Ids => to_tensor(ids.clone())?,
+                ModelInput::Mask => to_tensor(mask.clone())?,
+                ModelInput::TokenTypes => to_tensor(vec![0; batch * seq])?,
+            });
+        }
+        let outputs = self.plan.run(feed).map_err(encoder_err("running the model"))?;
         let hidden = outputs[0].to_plain_array_view::<f32>().map_err(encoder_err("reading the output"))?;
         let shape = hidden.shape();
         if shape.len() != 3 || shape[0] != batch || shape[1] != seq || shape[2] != self.config.dims {
