@@ -57,7 +57,17 @@ fn main() {
     println!("| layout | size | load, p50 | vs binary |");
     println!("|---|---|---|---|");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("| JSON (serde_json, from memory) | {:.1} MB | {:.2} ms | {:.0}x |", json.len() as f64 / 1e6, ms(parsed), ms(parsed) / ms(binary));
+    println!(
+        "| JSON (serde_json, from memory) | {:.1} MB | {:.2} ms | {:.0}x |",
+        json.len() as f64 / 1e6,
+        ms(parsed),
+        ms(parsed) / ms(binary)
+    );
     println!("| items.bin (from memory) | {:.1} MB | {:.3} ms | 1x |", bytes.len() as f64 / 1e6, ms(binary));
-    println!("| items.bin (one read from the page cache) | {:.1} MB | {:.3} ms | {:.1}x |", bytes.len() as f64 / 1e6, ms(from_file), ms(from_file) / ms(binary));
+    println!(
+        "| items.bin (one read from the page cache) | {:.1} MB | {:.3} ms | {:.1}x |",
+        bytes.len() as f64 / 1e6,
+        ms(from_file),
+        ms(from_file) / ms(binary)
+    );
 }

@@ -93,9 +93,8 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::payload_too_large(body.len()));
     }
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request(format!("request body is not valid UTF-8 (byte {})", e.valid_up_to()))
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid UTF-8 (byte {})", e.valid_up_to())))?;
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("request body is empty; send a JSON object"));
     }

@@ -171,10 +171,8 @@ pub fn write_bundle(dir: &Path, mut manifest: Manifest, files: &[(&str, &[u8])])
         std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
     }
     let manifest_path = staging.join(MANIFEST_FILE);
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::InvalidBundle {
-        bundle: dir.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::InvalidBundle { bundle: dir.to_path_buf(), reason: e.to_string() })?;
     std::fs::write(&manifest_path, text + "\n").map_err(|e| Error::io(&manifest_path, e))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;

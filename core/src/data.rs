@@ -170,7 +170,10 @@ pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(Error::Data(format!("--input {}: no .csv or .csv.gz file in this directory", input.display())));
+                return Err(Error::Data(format!(
+                    "--input {}: no .csv or .csv.gz file in this directory",
+                    input.display()
+                )));
             }
             files.extend(found);
         } else if input.is_file() {
@@ -268,7 +271,9 @@ pub fn prepare_online_retail(inputs: &[PathBuf]) -> Result<Prepared> {
             }
         }
     }
-    events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.user_id.cmp(&b.user_id)).then_with(|| a.item_id.cmp(&b.item_id)));
+    events.sort_by(|a, b| {
+        a.ts.cmp(&b.ts).then_with(|| a.user_id.cmp(&b.user_id)).then_with(|| a.item_id.cmp(&b.item_id))
+    });
 
     let mut first_seen: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     for e in &events {

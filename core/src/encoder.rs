@@ -79,8 +79,8 @@ impl Encoder {
         let text = std::fs::read_to_string(&config_path).map_err(|e| {
             Error::Encoder(format!("{}: {e}; run scripts/setup to fetch the encoder", config_path.display()))
         })?;
-        let config: EncoderConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Encoder(format!("{}: {e}", config_path.display())))?;
+        let config: EncoderConfig =
+            serde_json::from_str(&text).map_err(|e| Error::Encoder(format!("{}: {e}", config_path.display())))?;
         let read = |name: &str| -> Result<(PathBuf, Vec<u8>)> {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -101,16 +101,13 @@ impl Encoder {
 
     /// Builds an encoder from in-memory model and tokenizer bytes.
     pub fn from_parts(config: EncoderConfig, onnx: &[u8], tokenizer_json: &[u8]) -> Result<Self> {
-        let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
-            .map_err(|e| Error::Encoder(format!("tokenizer.json: {e}")))?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(tokenizer_json).map_err(|e| Error::Encoder(format!("tokenizer.json: {e}")))?;
         // The packaged tokenizer pads every input to 128 tokens; we pad per
         // batch ourselves, to the longest input, so short titles stay cheap.
         tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: config.max_tokens,
-                ..Default::default()
-            }))
+            .with_truncation(Some(tokenizers::TruncationParams { max_length: config.max_tokens, ..Default::default() }))
             .map_err(|e| Error::Encoder(format!("tokenizer truncation: {e}")))?;
 
         let model = tract_onnx::onnx()

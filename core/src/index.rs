@@ -81,9 +81,10 @@ impl ItemIndex {
             }
             for text in [&item.id, &item.title] {
                 strings.extend_from_slice(text.as_bytes());
-                offsets.push(u32::try_from(strings.len()).map_err(|_| {
-                    Error::InvalidIndex("string table exceeds 4 GiB".into())
-                })?);
+                offsets.push(
+                    u32::try_from(strings.len())
+                        .map_err(|_| Error::InvalidIndex("string table exceeds 4 GiB".into()))?,
+                );
             }
         }
         let count = order.len();
@@ -112,8 +113,7 @@ impl ItemIndex {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let mut words = vec![0u32; len.div_ceil(4)];
-        file.read_exact(&mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len])
-            .map_err(|e| Error::io(path, e))?;
+        file.read_exact(&mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len]).map_err(|e| Error::io(path, e))?;
         Self::from_words(words, len)
     }
 
@@ -134,7 +134,9 @@ impl ItemIndex {
         }
         let format = u32::from_le(words[1]);
         if format != FORMAT {
-            return Err(bad(format!("format {format} is not supported (expected {FORMAT}); rebuild with `edgerec index`")));
+            return Err(bad(format!(
+                "format {format} is not supported (expected {FORMAT}); rebuild with `edgerec index`"
+            )));
         }
         let count = u32::from_le(words[2]) as usize;
         let dims = u32::from_le(words[3]) as usize;
@@ -154,8 +156,7 @@ impl ItemIndex {
             return Err(bad("string offsets are not increasing within the string table".into()));
         }
         for i in 0..2 * count {
-            std::str::from_utf8(index.string_bytes(i))
-                .map_err(|_| bad(format!("string {i} is not valid UTF-8")))?;
+            std::str::from_utf8(index.string_bytes(i)).map_err(|_| bad(format!("string {i} is not valid UTF-8")))?;
         }
         for i in 1..count {
             if index.string_bytes(2 * (i - 1)) >= index.string_bytes(2 * i) {

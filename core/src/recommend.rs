@@ -101,12 +101,8 @@ pub fn user_vector(index: &ItemIndex, history: &[usize]) -> Option<Vec<f32>> {
 
 fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
     let dims = index.dims();
-    let scores: Vec<Option<f32>> = index
-        .embeddings()
-        .chunks_exact(dims.max(1))
-        .zip(allowed)
-        .map(|(e, &ok)| ok.then(|| dot(user, e)))
-        .collect();
+    let scores: Vec<Option<f32>> =
+        index.embeddings().chunks_exact(dims.max(1)).zip(allowed).map(|(e, &ok)| ok.then(|| dot(user, e))).collect();
     let mut recent: Vec<usize> = Vec::new();
     for &h in history.iter().rev() {
         if !recent.contains(&h) {
@@ -137,8 +133,7 @@ fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[
 fn by_popularity(index: &ItemIndex, allowed: &[bool], k: usize) -> Vec<ScoredItem> {
     let popularity = index.popularity();
     let max = popularity.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
-    let scores: Vec<Option<f32>> =
-        popularity.iter().zip(allowed).map(|(&p, &ok)| ok.then_some(p / max)).collect();
+    let scores: Vec<Option<f32>> = popularity.iter().zip(allowed).map(|(&p, &ok)| ok.then_some(p / max)).collect();
     top_k(&scores, k)
         .into_iter()
         .map(|(i, score)| ScoredItem {
@@ -163,8 +158,7 @@ mod tests {
             popularity: pop,
             embedding: vec![angle.cos(), angle.sin()],
         };
-        let items =
-            [item("a", 10.0, 0.0), item("b", 1.0, 0.2), item("c", 30.0, 1.5), item("d", 20.0, 1.6)];
+        let items = [item("a", 10.0, 0.0), item("b", 1.0, 0.2), item("c", 30.0, 1.5), item("d", 20.0, 1.6)];
         ItemIndex::from_bytes(&ItemIndex::encode(&items).unwrap()).unwrap()
     }
 

@@ -27,8 +27,7 @@ pub fn normalize(v: &mut [f32]) {
 /// index, so equal input always gives the same order. `None` scores are
 /// skipped (excluded items).
 pub fn top_k(scores: &[Option<f32>], k: usize) -> Vec<(usize, f32)> {
-    let mut candidates: Vec<(usize, f32)> =
-        scores.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect();
+    let mut candidates: Vec<(usize, f32)> = scores.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect();
     let better = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if candidates.len() > k && k > 0 {
         candidates.select_nth_unstable_by(k - 1, better);

@@ -85,6 +85,7 @@ fn main() -> Result<()> {
             commands::prepare(format, &input, &out)?;
         }
         Command::Index { data, model, encoders, out, batch_size } => {
+            commands::bundle_name_version(&out)?; // cheap argument checks before loading anything
             let dir = commands::encoder_dir(&model, &encoders)?;
             commands::index(&data, &dir, &out, batch_size)?;
         }

@@ -252,10 +252,7 @@ impl App {
                     other => bail!("route must be a string or `{{ private = true }}`, got {other}"),
                 };
                 let pattern = RoutePattern::parse(&route)?;
-                ensure!(
-                    !routes.iter().any(|r| r.pattern == pattern),
-                    "route `{route}` is defined twice"
-                );
+                ensure!(!routes.iter().any(|r| r.pattern == pattern), "route `{route}` is defined twice");
                 routes.push(Route { pattern, component: t.component.clone() });
             }
         }
@@ -307,16 +304,16 @@ impl App {
         ] {
             ensure!(list.is_empty(), "component `{id}`: {what} is not provided by this host yet");
         }
-        ensure!(c.variables.is_empty(), "component `{id}`: component variables are not provided by this host; use `environment`");
+        ensure!(
+            c.variables.is_empty(),
+            "component `{id}`: component variables are not provided by this host; use `environment`"
+        );
         Ok(Component { id: id.to_string(), source, files, environment: c.environment.clone() })
     }
 
     /// The component serving `path`: exact routes first, then the longest wildcard.
     pub fn route(&self, path: &str) -> Option<&Route> {
-        self.routes
-            .iter()
-            .filter(|r| r.pattern.matches(path))
-            .max_by_key(|r| r.pattern.specificity())
+        self.routes.iter().filter(|r| r.pattern.matches(path)).max_by_key(|r| r.pattern.specificity())
     }
 }
 
@@ -385,10 +382,16 @@ source = "fallback.wasm"
             (GOOD.replace("destination = \"/bundle\"", "destination = \"bundle\""), "absolute"),
             (GOOD.replace("name = \"shop\"", "name = \"shop\"\ncolour = 1"), "colour"),
             (
-                GOOD.replace("source = \"fallback.wasm\"", "source = \"fallback.wasm\"\nallowed_outbound_hosts = [\"example.com\"]"),
+                GOOD.replace(
+                    "source = \"fallback.wasm\"",
+                    "source = \"fallback.wasm\"\nallowed_outbound_hosts = [\"example.com\"]",
+                ),
                 "needs a scheme",
             ),
-            (GOOD.replace("source = \"fallback.wasm\"", "source = \"fallback.wasm\"\nfiles = [\"static/**\"]"), "static/**"),
+            (
+                GOOD.replace("source = \"fallback.wasm\"", "source = \"fallback.wasm\"\nfiles = [\"static/**\"]"),
+                "static/**",
+            ),
         ];
         for (text, expected) in cases {
             let err = format!("{:#}", app(&text).unwrap_err());

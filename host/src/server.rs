@@ -191,7 +191,9 @@ impl Server {
                     let server = server.clone();
                     async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
                 });
-                if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) =
+                    http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await
+                {
                     tracing::debug!("connection from {peer}: {e}");
                 }
             });
@@ -230,7 +232,10 @@ impl Server {
                         ApiError {
                             status: 503,
                             code: "out_of_memory",
-                            message: format!("the function exceeded its {} MiB memory limit", limits.memory_bytes >> 20),
+                            message: format!(
+                                "the function exceeded its {} MiB memory limit",
+                                limits.memory_bytes >> 20
+                            ),
                         },
                         "memory limit".to_string(),
                     ),
@@ -242,7 +247,11 @@ impl Server {
         }
     }
 
-    async fn call(&self, f: &Function, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
+    async fn call(
+        &self,
+        f: &Function,
+        req: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let limits = self.runtime.limits();
         let state = HostState::new(&f.component, &self.extra_env, limits).map_err(Failure::Host)?;
         let memory_hit = state.limiter.hit.clone();
@@ -252,7 +261,8 @@ impl Server {
         store.epoch_deadline_trap();
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Host(e.into()))?;
+        let incoming =
+            store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Host(e.into()))?;
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Host(e.into()))?;
         let pre = f.pre.clone();
         let instantiate = Arc::new(Mutex::new(None::<Duration>));
@@ -312,7 +322,8 @@ impl Server {
     fn error_response(&self, err: &ApiError) -> hyper::Response<HyperOutgoingBody> {
         let body = Full::new(Bytes::from(err.to_json())).map_err(|never| match never {}).boxed_unsync();
         let mut resp = hyper::Response::new(body);
-        *resp.status_mut() = hyper::StatusCode::from_u16(err.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() =
+            hyper::StatusCode::from_u16(err.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
         let headers = resp.headers_mut();
         headers.insert("content-type", http::HeaderValue::from_static("application/json"));
         headers.insert("access-control-allow-origin", self.cors_origin.clone());

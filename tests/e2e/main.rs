@@ -8,6 +8,7 @@ mod bundle;
 mod encoder;
 mod isolation;
 mod manifest;
+mod prepare;
 mod recommend;
 
 use std::sync::OnceLock;

@@ -26,6 +26,18 @@ pub fn encoder_dir() -> PathBuf {
     repo().join("models/encoders/paraphrase-MiniLM-L3-v2")
 }
 
+/// The team's shared data folder (`../shared/data` beside the repository).
+pub fn shared_data() -> PathBuf {
+    repo().join("../shared/data")
+}
+
+/// The `edgerec` binary built next to this test binary
+/// (`<target>/release/deps/e2e-*` → `<target>/release/edgerec`).
+pub fn edgerec_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/release").join("edgerec")
+}
+
 /// A built component, where `spin.toml` expects it.
 pub fn component(name: &str) -> PathBuf {
     repo().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"))

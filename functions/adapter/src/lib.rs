@@ -58,9 +58,7 @@ impl Call {
 
     fn builder(&self, status: u16) -> spin_sdk::http::ResponseBuilder {
         let mut b = Response::builder();
-        b.status(status)
-            .header("access-control-allow-origin", self.origin.as_str())
-            .header("vary", "origin");
+        b.status(status).header("access-control-allow-origin", self.origin.as_str()).header("vary", "origin");
         if !self.timings.is_empty() {
             let value: Vec<String> = self.timings.iter().map(|(n, ms)| format!("{n};dur={ms:.3}")).collect();
             b.header("server-timing", value.join(", "));
