@@ -167,8 +167,11 @@ fn oversized_body_is_413() {
 fn wrong_content_type_method_and_route() {
     require!(component("recommend"), demo_bundle());
     let host = demo_host();
-    let reply = host.post_as("/api/recommend", "text/plain", "{}");
+    let reply = host.post_as("/api/recommend", "application/x-www-form-urlencoded", "{}");
     assert_eq!(reply.status, 415, "{}", reply.body);
+    assert!(reply.error_message().contains("application/json"));
+    // A browser fetch that avoids the preflight sends text/plain; still JSON.
+    assert_eq!(host.post_as("/api/recommend", "text/plain;charset=UTF-8", "{}").status, 200);
     let reply = host.get("/api/recommend");
     assert_eq!(reply.status, 405);
     assert!(reply.error_message().contains("POST"));
