@@ -1,6 +1,6 @@
 //! Reading the model bundle, as every fresh component instance must: the
-//! binary `items.bin` against the same data as JSON (the obvious first
-//! design), both from memory, natively. The component's own figure (in wasm,
+//! binary `items.bin` (int8 embeddings) against the same items as JSON with
+//! f32 embeddings (the obvious first design), both from memory, natively. The component's own figure (in wasm,
 //! through WASI) is the `load` entry of `server-timing`, measured by
 //! `scripts/bench-recommend`.
 //!
@@ -44,7 +44,7 @@ fn main() {
                 id: index.id(i).into(),
                 title: index.title(i).into(),
                 popularity: index.popularity()[i],
-                embedding: index.embedding(i).to_vec(),
+                embedding: index.embedding(i),
             })
             .collect::<Vec<_>>(),
     )

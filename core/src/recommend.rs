@@ -7,7 +7,7 @@
 
 use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
 use crate::index::ItemIndex;
-use crate::score::{dot, normalize, top_k};
+use crate::score::{normalize, top_k};
 
 /// Number of history positions after which an item's weight halves.
 pub const HISTORY_HALF_LIFE: f32 = 5.0;
@@ -100,13 +100,13 @@ pub fn user_vector(index: &ItemIndex, history: &[usize]) -> Option<Vec<f32>> {
 }
 
 fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
-    let dims = index.dims();
     let scores: Vec<Option<f32>> =
-        index.embeddings().chunks_exact(dims.max(1)).zip(allowed).map(|(e, &ok)| ok.then(|| dot(user, e))).collect();
-    let mut recent: Vec<usize> = Vec::new();
+        allowed.iter().enumerate().map(|(i, &ok)| ok.then(|| index.dot(user, i))).collect();
+    // The newest distinct history items, dequantized once, explain each pick.
+    let mut recent: Vec<(usize, Vec<f32>)> = Vec::new();
     for &h in history.iter().rev() {
-        if !recent.contains(&h) {
-            recent.push(h);
+        if !recent.iter().any(|(r, _)| *r == h) {
+            recent.push((h, index.embedding(h)));
         }
         if recent.len() == REASON_CANDIDATES {
             break;
@@ -115,11 +115,11 @@ fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[
     top_k(&scores, k)
         .into_iter()
         .map(|(i, score)| {
-            let closest = recent.iter().copied().max_by(|&a, &b| {
-                dot(index.embedding(a), index.embedding(i))
-                    .total_cmp(&dot(index.embedding(b), index.embedding(i)))
-                    .then(b.cmp(&a))
-            });
+            let closest = recent
+                .iter()
+                .map(|(h, e)| (*h, index.dot(e, i)))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map(|(h, _)| h);
             ScoredItem {
                 item_id: index.id(i).to_string(),
                 title: index.title(i).to_string(),

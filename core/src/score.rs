@@ -15,6 +15,20 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Dot product of f32 `a` with int8 `q` (an unscaled quantized row), with
+/// the same eight-lane layout as [`dot`].
+pub fn dot_i8(a: &[f32], q: &[i8]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, q8) = (a.chunks_exact(8), q.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(q8.remainder()).map(|(x, &y)| x * f32::from(y)).sum();
+    for (x, y) in a8.zip(q8) {
+        for lane in 0..8 {
+            acc[lane] += x[lane] * f32::from(y[lane]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Scales `v` to unit length in place; a zero vector stays zero.
 pub fn normalize(v: &mut [f32]) {
     let norm = dot(v, v).sqrt();
@@ -48,6 +62,16 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - naive).abs() < 1e-4, "n={n}");
+        }
+    }
+
+    #[test]
+    fn dot_i8_matches_naive() {
+        for n in [0, 5, 8, 17, 384] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let q: Vec<i8> = (0..n).map(|i| ((i * 37) % 255) as i8).collect();
+            let naive: f32 = a.iter().zip(&q).map(|(x, &y)| x * f32::from(y)).sum();
+            assert!((dot_i8(&a, &q) - naive).abs() < 1e-2, "n={n}");
         }
     }
 
