@@ -97,13 +97,15 @@ fn main() -> Result<()> {
             let config = config.map(|p| HostConfig::load(&p)).transpose()?.unwrap_or_default();
             let server = Server::new(&manifest, zone, &config)?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            println!("edgerec serving {} on http://{listen} (zone {})", manifest.display(), zone.as_str());
-            for route in server.routes() {
-                println!("  {route}");
-            }
             rt.block_on(async {
+                let listener =
+                    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}"))?;
+                println!("edgerec serving {} on http://{listen} (zone {})", manifest.display(), zone.as_str());
+                for route in server.routes() {
+                    println!("  {route}");
+                }
                 tokio::select! {
-                    r = server.run(listen) => r,
+                    r = std::sync::Arc::new(server).serve(listener) => r,
                     _ = tokio::signal::ctrl_c() => { println!("shutting down"); Ok(()) }
                 }
             })?;

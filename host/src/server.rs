@@ -172,8 +172,8 @@ impl Server {
             .collect()
     }
 
-    /// Accepts connections until the listener fails; each connection is
-    /// served on its own task.
+    /// Accepts connections for as long as the process runs (a failed accept
+    /// is logged and retried); each connection is served on its own task.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -198,12 +198,6 @@ impl Server {
                 }
             });
         }
-    }
-
-    /// Binds `addr` and serves until the process is stopped.
-    pub async fn run(self, addr: SocketAddr) -> Result<()> {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Arc::new(self).serve(listener).await
     }
 
     /// Routes one request to its component and turns every failure into a

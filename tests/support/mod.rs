@@ -44,15 +44,20 @@ pub fn component(name: &str) -> PathBuf {
 }
 
 /// Whether `path` exists; if not, skips the test (returns false) or, under
-/// CI, fails it.
-pub fn available(path: &Path) -> bool {
+/// CI, fails it. `missing` says where the file should have come from.
+pub fn available_or(path: &Path, missing: &str) -> bool {
     if path.exists() {
         return true;
     }
-    let msg = format!("{} is missing; run scripts/setup (or scripts/test) first", path.display());
+    let msg = format!("{} is missing; {missing}", path.display());
     assert!(std::env::var_os("CI").is_none(), "{msg}");
     eprintln!("skipping: {msg}");
     false
+}
+
+/// [`available_or`] for what `scripts/setup` builds.
+pub fn available(path: &Path) -> bool {
+    available_or(path, "run scripts/setup (or scripts/test) first")
 }
 
 /// Skips the calling test unless every path exists (fails under CI).
