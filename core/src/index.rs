@@ -100,9 +100,11 @@ impl ItemIndex {
             let max = item.embedding.iter().fold(0f32, |m, x| m.max(x.abs()));
             let scale = if max > 0.0 && max.is_finite() { max / 127.0 } else { 0.0 };
             scales.push(scale);
-            quantized.extend(item.embedding.iter().map(|x| {
-                if scale == 0.0 { 0i8 } else { (x / scale).round().clamp(-127.0, 127.0) as i8 }
-            }));
+            quantized.extend(
+                item.embedding
+                    .iter()
+                    .map(|x| if scale == 0.0 { 0i8 } else { (x / scale).round().clamp(-127.0, 127.0) as i8 }),
+            );
         }
         let mut out = Vec::with_capacity(32 + 4 * (4 * count + 1) + quantized.len() + strings.len());
         out.extend_from_slice(&MAGIC);

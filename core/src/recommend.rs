@@ -100,8 +100,7 @@ pub fn user_vector(index: &ItemIndex, history: &[usize]) -> Option<Vec<f32>> {
 }
 
 fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
-    let scores: Vec<Option<f32>> =
-        allowed.iter().enumerate().map(|(i, &ok)| ok.then(|| index.dot(user, i))).collect();
+    let scores: Vec<Option<f32>> = allowed.iter().enumerate().map(|(i, &ok)| ok.then(|| index.dot(user, i))).collect();
     // The newest distinct history items, dequantized once, explain each pick.
     let mut recent: Vec<(usize, Vec<f32>)> = Vec::new();
     for &h in history.iter().rev() {
