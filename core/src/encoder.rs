@@ -43,6 +43,30 @@ pub struct EncoderConfig {
     pub max_tokens: usize,
 }
 
+impl EncoderConfig {
+    /// Reads `dir/encoder.json` (without loading the model).
+    pub fn read(dir: &Path) -> Result<Self> {
+        let config_path = dir.join(ENCODER_FILE);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            Error::Encoder(format!("{}: {e}; run scripts/setup to fetch the encoder", config_path.display()))
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::Encoder(format!("{}: {e}", config_path.display())))
+    }
+
+    /// What a bundle records about this encoder.
+    pub fn info(&self) -> EncoderInfo {
+        EncoderInfo {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            sha256: self.onnx_sha256.clone(),
+            dims: self.dims,
+            max_tokens: self.max_tokens,
+            pooling: "mean".into(),
+            normalized: true,
+        }
+    }
+}
+
 /// A loaded, optimized encoder. Cheap to share between threads.
 #[derive(Clone)]
 pub struct Encoder {
@@ -75,12 +99,7 @@ impl Encoder {
     /// Loads `dir/encoder.json` and the files it names, checking the ONNX
     /// file's sha256.
     pub fn load(dir: &Path) -> Result<Self> {
-        let config_path = dir.join(ENCODER_FILE);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| {
-            Error::Encoder(format!("{}: {e}; run scripts/setup to fetch the encoder", config_path.display()))
-        })?;
-        let config: EncoderConfig =
-            serde_json::from_str(&text).map_err(|e| Error::Encoder(format!("{}: {e}", config_path.display())))?;
+        let config = EncoderConfig::read(dir)?;
         let read = |name: &str| -> Result<(PathBuf, Vec<u8>)> {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -146,15 +165,7 @@ impl Encoder {
 
     /// What a bundle records about this encoder.
     pub fn info(&self) -> EncoderInfo {
-        EncoderInfo {
-            name: self.config.name.clone(),
-            source: self.config.source.clone(),
-            sha256: self.config.onnx_sha256.clone(),
-            dims: self.config.dims,
-            max_tokens: self.config.max_tokens,
-            pooling: "mean".into(),
-            normalized: true,
-        }
+        self.config.info()
     }
 
     /// Embeds one text.

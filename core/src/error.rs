@@ -43,6 +43,17 @@ pub enum Error {
     /// The text encoder could not be loaded or run.
     #[error("encoder: {0}")]
     Encoder(String),
+    /// A model file does not follow its documented layout.
+    #[error("{what}: {reason}")]
+    Format {
+        /// The file (e.g. `user_tower.bin`).
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Training failed (the autograd backend reported an error).
+    #[error("training: {0}")]
+    Train(String),
     /// Raw input data could not be prepared.
     #[error("{0}")]
     Data(String),

@@ -9,7 +9,9 @@
 //! |---|---|---|
 //! | [`api`], [`bundle`], [`index`], [`score`], [`recommend`] | always | functions, host |
 //! | [`encoder`] (tract + tokenizers) | `encoder` | host (`edgerec index`), request-time encoding |
-//! | [`data`] (CSV, gzip, dates) | `data` | host (`edgerec prepare`) |
+//! | [`tower`] (user/item towers at serving time) | always | functions, evaluation |
+//! | [`data`] (ingest, splits), [`eval`] (metrics, baselines) | `data` | host (`edgerec prepare/split/eval`) |
+//! | [`train`] (candle two-tower fine-tuning), [`report`] (HTML) | `train` | host (`edgerec train/eval`) |
 
 pub mod api;
 pub mod bundle;
@@ -18,8 +20,15 @@ pub mod data;
 #[cfg(feature = "encoder")]
 pub mod encoder;
 mod error;
+#[cfg(feature = "data")]
+pub mod eval;
 pub mod index;
 pub mod recommend;
+#[cfg(feature = "train")]
+pub mod report;
 pub mod score;
+pub mod tower;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use error::{Error, Result};

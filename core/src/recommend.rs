@@ -1,16 +1,15 @@
 //! `POST /api/recommend`: rank the catalog for a shopper.
 //!
-//! The user vector is a recency-weighted mean of the history's item
-//! embeddings (the newest item counts most; weight halves every
-//! [`HISTORY_HALF_LIFE`] items). Items are ranked by cosine similarity to it.
-//! A history with no known item falls back to the most popular items.
+//! The user tower ([`UserTower`]) pools the history's item vectors with
+//! recency weights (learned by `edgerec train`; for an untrained bundle the
+//! weight halves every [`crate::tower::HISTORY_HALF_LIFE`] items) into a
+//! user vector, and items are ranked by cosine similarity to it. A history
+//! with no known item falls back to the most popular items.
 
 use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
 use crate::index::ItemIndex;
-use crate::score::{normalize, top_k};
-
-/// Number of history positions after which an item's weight halves.
-pub const HISTORY_HALF_LIFE: f32 = 5.0;
+use crate::score::top_k;
+use crate::tower::UserTower;
 
 /// How many of the newest distinct history items are considered when
 /// explaining a recommendation.
@@ -51,8 +50,8 @@ pub struct Recommendations {
     pub unknown: Vec<String>,
 }
 
-/// Ranks the catalog for `query`.
-pub fn recommend(index: &ItemIndex, query: &RecommendQuery) -> Recommendations {
+/// Ranks the catalog for `query` with the bundle's user tower.
+pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -> Recommendations {
     let mut unknown: Vec<String> = Vec::new();
     let mut resolve = |id: &String| {
         let found = index.find(id);
@@ -74,29 +73,12 @@ pub fn recommend(index: &ItemIndex, query: &RecommendQuery) -> Recommendations {
         }
     }
 
-    let items = match user_vector(index, &history) {
+    let user = tower.user_vector(&history, |i, row| row.copy_from_slice(&index.embedding(i)));
+    let items = match user {
         Some(user) => by_similarity(index, &user, &history, &allowed, query.k),
         None => by_popularity(index, &allowed, query.k),
     };
     Recommendations { items, unknown }
-}
-
-/// Recency-weighted, normalized mean of the history's embeddings, or `None`
-/// for an empty history.
-pub fn user_vector(index: &ItemIndex, history: &[usize]) -> Option<Vec<f32>> {
-    if history.is_empty() {
-        return None;
-    }
-    let mut user = vec![0f32; index.dims()];
-    let newest = history.len() - 1;
-    for (pos, &item) in history.iter().enumerate() {
-        let weight = 0.5f32.powf((newest - pos) as f32 / HISTORY_HALF_LIFE);
-        for (u, e) in user.iter_mut().zip(index.embedding(item)) {
-            *u += weight * e;
-        }
-    }
-    normalize(&mut user);
-    Some(user)
 }
 
 fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
@@ -176,7 +158,7 @@ mod tests {
 
     #[test]
     fn history_ranks_nearest_items_first_and_excludes_itself() {
-        let r = recommend(&index(), &query(&["a"], 3));
+        let r = recommend(&index(), &UserTower::recency(2, 50), &query(&["a"], 3));
         assert_eq!(ids(&r), ["b", "c", "d"]);
         assert_eq!(r.items[0].reason.as_deref(), Some("similar to \"title a\""));
         assert!(r.items[0].score > r.items[1].score);
@@ -184,19 +166,19 @@ mod tests {
 
     #[test]
     fn newest_history_item_weighs_most() {
-        let r = recommend(&index(), &query(&["a", "d"], 1));
+        let r = recommend(&index(), &UserTower::recency(2, 50), &query(&["a", "d"], 1));
         assert_eq!(ids(&r), ["c"]);
-        let r = recommend(&index(), &query(&["d", "a"], 1));
+        let r = recommend(&index(), &UserTower::recency(2, 50), &query(&["d", "a"], 1));
         assert_eq!(ids(&r), ["b"]);
     }
 
     #[test]
     fn empty_or_unknown_history_falls_back_to_popularity() {
-        let r = recommend(&index(), &query(&[], 2));
+        let r = recommend(&index(), &UserTower::recency(2, 50), &query(&[], 2));
         assert_eq!(ids(&r), ["c", "d"]);
         assert_eq!(r.items[0].score, 1.0);
         assert_eq!(r.items[0].reason.as_deref(), Some("popular"));
-        let r = recommend(&index(), &query(&["nope", "nope", "zz"], 2));
+        let r = recommend(&index(), &UserTower::recency(2, 50), &query(&["nope", "nope", "zz"], 2));
         assert_eq!(ids(&r), ["c", "d"]);
         assert_eq!(r.unknown, ["nope", "zz"]);
     }
@@ -205,15 +187,15 @@ mod tests {
     fn exclusions_apply_and_history_can_be_kept() {
         let mut q = query(&["a"], 4);
         q.exclude = vec!["b".into(), "x".into()];
-        let r = recommend(&index(), &q);
+        let r = recommend(&index(), &UserTower::recency(2, 50), &q);
         assert_eq!(ids(&r), ["c", "d"]);
         assert_eq!(r.unknown, ["x"]);
         q.exclude_history = false;
-        assert_eq!(ids(&recommend(&index(), &q)), ["a", "c", "d"]);
+        assert_eq!(ids(&recommend(&index(), &UserTower::recency(2, 50), &q)), ["a", "c", "d"]);
     }
 
     #[test]
     fn k_larger_than_catalog_returns_what_is_left() {
-        assert_eq!(recommend(&index(), &query(&["a"], 200)).items.len(), 3);
+        assert_eq!(recommend(&index(), &UserTower::recency(2, 50), &query(&["a"], 200)).items.len(), 3);
     }
 }

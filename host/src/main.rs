@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use edgerec_core::data::split::Protocol;
+use edgerec_core::train::TrainConfig;
 use edgerec_host::commands::{self, Format};
 use edgerec_host::server::{HostConfig, Server, Zone};
 
@@ -24,9 +26,108 @@ enum Command {
         /// Input format.
         #[arg(long, value_enum)]
         format: Format,
-        /// Input files or directories (CSV, optionally .gz).
+        /// Mapping file (TOML) for --format csv: which column is user, item, time, ...
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Input files or directories (optionally gzipped).
         #[arg(long, required = true, num_args = 1..)]
         input: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Split a prepared event log into train / validation / test.
+    Split {
+        /// A directory written by `edgerec prepare`.
+        #[arg(long)]
+        data: PathBuf,
+        /// `time`: the last days are the test; `leave-one-out`: each user's last step.
+        #[arg(long, value_enum, default_value = "time")]
+        by: SplitBy,
+        /// Length of the validation window in days (time split; default: the 80-90% quantile of events).
+        #[arg(long)]
+        valid_days: Option<f64>,
+        /// Length of the test window in days (time split; default: the last 10% of events).
+        #[arg(long)]
+        test_days: Option<f64>,
+    },
+    /// Fine-tune the two-tower model and write a bundle with metrics.json.
+    Train {
+        /// A prepared, split data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Pretrained text encoder name (under --encoders) or directory.
+        #[arg(long, default_value = "paraphrase-MiniLM-L3-v2")]
+        model: String,
+        /// Where encoders live.
+        #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
+        encoders: PathBuf,
+        /// Bundle directory: models/<name>/<version>.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tower output width.
+        #[arg(long, default_value_t = TrainConfig::default().dims)]
+        dims: usize,
+        /// Maximum epochs.
+        #[arg(long, default_value_t = TrainConfig::default().epochs)]
+        epochs: usize,
+        /// Epochs without a better validation Recall@20 before stopping.
+        #[arg(long, default_value_t = TrainConfig::default().patience)]
+        patience: usize,
+        /// Examples per step.
+        #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+        batch_size: usize,
+        /// AdamW learning rate.
+        #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+        learning_rate: f64,
+        /// Softmax temperature.
+        #[arg(long, default_value_t = TrainConfig::default().temperature)]
+        temperature: f64,
+        /// Newest distinct history items the user tower reads.
+        #[arg(long, default_value_t = TrainConfig::default().max_history)]
+        max_history: usize,
+        /// Also learn a per-item ID embedding for warm items (cold items keep text only).
+        #[arg(long)]
+        id_embeddings: bool,
+        /// Probability of dropping an item's ID embedding in a step.
+        #[arg(long, default_value_t = TrainConfig::default().id_dropout)]
+        id_dropout: f64,
+        /// Cap on examples per epoch (a fresh random subset each epoch).
+        #[arg(long)]
+        max_examples_per_epoch: Option<usize>,
+        /// Random seed (initialization, shuffling, dropout).
+        #[arg(long, default_value_t = TrainConfig::default().seed)]
+        seed: u64,
+    },
+    /// Offline metrics (full ranking) of a bundle, the baselines and peer scores.
+    Eval {
+        /// A prepared, split data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The bundle to evaluate.
+        #[arg(long)]
+        model: PathBuf,
+        /// Where encoders live (the zero-shot baseline uses the bundle's encoder).
+        #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
+        encoders: PathBuf,
+        /// Print {"<model>": {"recall@10": ..}} JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Peer scores, NAME=FILE (f32 test cases × items, from `edgerec export`).
+        #[arg(long, value_parser = parse_external)]
+        external: Vec<(String, PathBuf)>,
+        /// Recent-popularity window in days.
+        #[arg(long, default_value_t = 30)]
+        recent_days: i64,
+        /// HTML report (default DATA/eval/report.html; metrics JSON beside it).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Write the split as plain files (TSV/JSONL) for peer libraries.
+    Export {
+        /// A prepared, split data directory.
+        #[arg(long)]
+        data: PathBuf,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -71,6 +172,19 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SplitBy {
+    Time,
+    LeaveOneOut,
+}
+
+fn parse_external(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+        _ => Err(format!("expected NAME=FILE, got `{s}`")),
+    }
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -81,9 +195,67 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
-        Command::Prepare { format, input, out } => {
-            commands::prepare(format, &input, &out)?;
+        Command::Prepare { format, mapping, input, out } => {
+            commands::prepare(format, mapping.as_deref(), &input, &out)?;
         }
+        Command::Split { data, by, valid_days, test_days } => {
+            let protocol = match by {
+                SplitBy::Time => Protocol::Time { valid_days, test_days },
+                SplitBy::LeaveOneOut => Protocol::LeaveOneOut,
+            };
+            commands::split(&data, protocol)?;
+        }
+        Command::Train {
+            data,
+            model,
+            encoders,
+            out,
+            dims,
+            epochs,
+            patience,
+            batch_size,
+            learning_rate,
+            temperature,
+            max_history,
+            id_embeddings,
+            id_dropout,
+            max_examples_per_epoch,
+            seed,
+        } => {
+            commands::bundle_name_version(&out)?;
+            if !(0.0..1.0).contains(&id_dropout) {
+                anyhow::bail!("--id-dropout {id_dropout}: expected a probability in [0, 1)");
+            }
+            let config = TrainConfig {
+                dims,
+                max_history,
+                batch_size,
+                epochs,
+                patience,
+                learning_rate,
+                weight_decay: TrainConfig::default().weight_decay,
+                temperature,
+                id_embeddings,
+                id_dropout,
+                seed,
+                max_examples_per_epoch,
+            };
+            let dir = commands::encoder_dir(&model, &encoders)?;
+            commands::train(&data, &dir, &out, &config)?;
+        }
+        Command::Eval { data, model, encoders, json, external, recent_days, report } => {
+            let report = report.unwrap_or_else(|| data.join("eval").join("report.html"));
+            commands::eval(&commands::EvalOptions {
+                data: &data,
+                model: &model,
+                encoders: &encoders,
+                external: &external,
+                recent_days,
+                report: &report,
+                json,
+            })?;
+        }
+        Command::Export { data, out } => commands::export(&data, &out)?,
         Command::Index { data, model, encoders, out, batch_size } => {
             commands::bundle_name_version(&out)?; // cheap argument checks before loading anything
             let dir = commands::encoder_dir(&model, &encoders)?;

@@ -7,6 +7,7 @@
 mod bundle;
 mod encoder;
 mod isolation;
+mod learn;
 mod manifest;
 mod prepare;
 mod recommend;

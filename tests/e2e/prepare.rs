@@ -17,7 +17,7 @@ fn full_online_retail_is_cleaned_and_every_row_accounted_for() {
     assert_eq!(r.rows_in, 541_909, "the data set's README says 541,909 invoice lines");
     assert_eq!(r.rows_in, r.rows_kept + r.dropped.values().sum::<u64>());
     assert!(r.dropped[DropRule::Cancellation.key()] > 9_000);
-    assert!(r.dropped[DropRule::NoCustomer.key()] > 130_000, "a quarter of lines are guest checkouts");
+    assert!(r.dropped[DropRule::MissingUser.key()] > 130_000, "a quarter of lines are guest checkouts");
     assert!(r.dropped[DropRule::NonProductCode.key()] > 1_000, "POST, DOT, M, ... are dropped");
     assert!((4_300..=4_372).contains(&r.users), "{} customers", r.users);
     assert!((3_500..=4_070).contains(&r.items), "{} products", r.items);

@@ -14,6 +14,7 @@ use edgerec_core::api::{ApiError, HealthResponse, RecommendRequest, RecommendRes
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend};
+use edgerec_core::tower::{MAX_HISTORY, USER_TOWER_FILE, UserTower};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 
 /// The exported entry point. `#[http_component]` generates the C-ABI export
@@ -49,8 +50,8 @@ async fn handle(req: IncomingRequest) -> Response {
 async fn handle_recommend(call: &mut Call, req: IncomingRequest) -> Result<RecommendResponse, ApiError> {
     let request: RecommendRequest = read_json(req).await?;
     let query = RecommendQuery::try_from(request)?;
-    let (manifest, index) = call.timed("load", load_bundle)?;
-    let result = call.timed("score", || recommend(&index, &query));
+    let (manifest, index, tower) = call.timed("load", load_bundle)?;
+    let result = call.timed("score", || recommend(&index, &tower, &query));
     Ok(RecommendResponse { items: result.items, unknown: result.unknown, model: manifest.model_ref() })
 }
 
@@ -66,11 +67,30 @@ fn read_manifest() -> Result<Manifest, ApiError> {
     })
 }
 
-fn load_bundle() -> Result<(Manifest, ItemIndex), ApiError> {
+/// The manifest, the item index and the user tower: the trained one when
+/// the bundle has `user_tower.bin`, else recency pooling of the text
+/// embeddings (a zero-shot bundle from `edgerec index`).
+fn load_bundle() -> Result<(Manifest, ItemIndex, UserTower), ApiError> {
     let manifest = read_manifest()?;
-    let index = ItemIndex::read(&std::path::Path::new(BUNDLE_DIR).join(ITEMS_FILE)).map_err(|e| {
+    let dir = std::path::Path::new(BUNDLE_DIR);
+    let index = ItemIndex::read(&dir.join(ITEMS_FILE)).map_err(|e| {
         eprintln!("{e}");
         ApiError::unavailable("the model bundle's item index cannot be read; see the server log")
     })?;
-    Ok((manifest, index))
+    let tower = if manifest.files.contains_key(USER_TOWER_FILE) {
+        std::fs::read(dir.join(USER_TOWER_FILE))
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| UserTower::from_bytes(&bytes).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                eprintln!("{USER_TOWER_FILE}: {e}");
+                ApiError::unavailable("the model bundle's user tower cannot be read; see the server log")
+            })?
+    } else {
+        UserTower::recency(index.dims(), MAX_HISTORY)
+    };
+    if tower.dims != index.dims() {
+        eprintln!("{USER_TOWER_FILE} has {} dims, items.bin {}", tower.dims, index.dims());
+        return Err(ApiError::unavailable("the model bundle's towers do not match; see the server log"));
+    }
+    Ok((manifest, index, tower))
 }

@@ -1,0 +1,567 @@
+//! Offline evaluation: full ranking over every catalog item (no sampled
+//! negatives) and the baselines a shop would use instead.
+//!
+//! For each case a model scores all items; the user's history is removed
+//! (as `/api/recommend` does by default) and each target's rank is its
+//! position among the rest, ties broken by item order. Per case:
+//!
+//! * Recall@K = targets in the top K / targets
+//! * NDCG@10 = Σ_{hits} 1/log2(rank+1) / Σ_{i=1..min(|targets|,10)} 1/log2(i+1)
+//! * MRR = 1 / rank of the best-ranked target
+//!
+//! averaged over cases; coverage@10 is the share of the catalog that
+//! appears in at least one top 10. The cold slice repeats the metrics over
+//! the cases that have targets without training events, counting only
+//! those targets (ranked among all items, as always).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::data::CatalogItem;
+use crate::data::split::{Case, Split};
+use crate::tower::UserTower;
+use crate::{Error, Result};
+
+/// Item indices follow the catalog's order (sorted by id, as in `items.bin`).
+pub type ItemIdx = u32;
+
+/// A case with item indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedCase {
+    /// History, oldest first.
+    pub history: Vec<ItemIdx>,
+    /// Targets (never in the history).
+    pub targets: Vec<ItemIdx>,
+}
+
+/// A prepared and split data set with item indices.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The catalog (sorted by id).
+    pub catalog: Vec<CatalogItem>,
+    /// Item id → index.
+    pub ids: HashMap<String, ItemIdx>,
+    /// The split.
+    pub split: Split,
+    /// Validation cases.
+    pub valid: Vec<IndexedCase>,
+    /// Test cases.
+    pub test: Vec<IndexedCase>,
+    /// `cold[i]`: item `i` has no training event.
+    pub cold: Vec<bool>,
+}
+
+impl Dataset {
+    /// Reads `dir/catalog.csv` and `dir/split/`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let catalog = crate::data::read_catalog(dir)?;
+        let split = Split::read(dir)?;
+        Self::new(catalog, split)
+    }
+
+    /// Indexes a catalog and a split. Case items missing from the catalog
+    /// are an error (the split and the catalog come from one `prepare`).
+    pub fn new(catalog: Vec<CatalogItem>, split: Split) -> Result<Self> {
+        let ids: HashMap<String, ItemIdx> =
+            catalog.iter().enumerate().map(|(i, c)| (c.item_id.clone(), i as ItemIdx)).collect();
+        let lookup = |id: &String| {
+            ids.get(id).copied().ok_or_else(|| {
+                Error::Data(format!("split item `{id}` is not in catalog.csv; run `edgerec prepare` and `edgerec split` again"))
+            })
+        };
+        let index = |cases: &[Case]| -> Result<Vec<IndexedCase>> {
+            cases
+                .iter()
+                .map(|c| {
+                    Ok(IndexedCase {
+                        history: c.history.iter().map(lookup).collect::<Result<_>>()?,
+                        targets: c.targets.iter().map(lookup).collect::<Result<_>>()?,
+                    })
+                })
+                .collect()
+        };
+        let (valid, test) = (index(&split.valid)?, index(&split.test)?);
+        for seq in &split.train {
+            for item in seq.steps.iter().flat_map(|s| &s.items) {
+                lookup(item)?;
+            }
+        }
+        let warm = split.train_items();
+        let cold = catalog.iter().map(|c| !warm.contains(c.item_id.as_str())).collect();
+        Ok(Self { catalog, ids, split, valid, test, cold })
+    }
+
+    /// Number of catalog items.
+    pub fn items(&self) -> usize {
+        self.catalog.len()
+    }
+
+    /// Training sequences as item indices: per user, steps oldest first,
+    /// each with its unix time when known.
+    pub fn train_sequences(&self) -> Vec<Vec<(Option<i64>, Vec<ItemIdx>)>> {
+        self.split
+            .train
+            .iter()
+            .map(|s| s.steps.iter().map(|st| (st.ts, st.items.iter().map(|i| self.ids[i]).collect())).collect())
+            .collect()
+    }
+}
+
+/// A model under evaluation: scores every item for one case.
+pub trait Scorer: Sync {
+    /// Fills `out` (one slot per catalog item) with scores for the case
+    /// numbered `case` (its position in the evaluated list) whose history
+    /// is `history` (oldest first). Higher is better.
+    fn score(&self, case: usize, history: &[ItemIdx], out: &mut [f32]);
+}
+
+/// Metrics of one model on one list of cases.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean Recall@10.
+    pub recall_10: f64,
+    /// Mean Recall@20.
+    pub recall_20: f64,
+    /// Mean NDCG@10.
+    pub ndcg_10: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+    /// Cases averaged.
+    pub cases: usize,
+}
+
+/// Metrics on all cases and on the cold slice, plus coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Over all cases and targets.
+    pub all: Metrics,
+    /// Over cases with cold targets, counting only those targets.
+    pub cold: Metrics,
+    /// Share of the catalog in at least one top 10.
+    pub coverage_10: f64,
+}
+
+impl Report {
+    /// The flat JSON object of `edgerec eval --json` (keys as in API.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (prefix, x) in [("", &self.all), ("cold_", &self.cold)] {
+            m.insert(format!("{prefix}recall@10"), x.recall_10.into());
+            m.insert(format!("{prefix}recall@20"), x.recall_20.into());
+            m.insert(format!("{prefix}ndcg@10"), x.ndcg_10.into());
+            m.insert(format!("{prefix}mrr"), x.mrr.into());
+            m.insert(format!("{prefix}cases"), x.cases.into());
+        }
+        m.insert("coverage@10".into(), self.coverage_10.into());
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Ranking metrics of one case from the 1-based ranks of its targets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CaseMetrics {
+    /// Recall@10.
+    pub recall_10: f64,
+    /// Recall@20.
+    pub recall_20: f64,
+    /// NDCG@10.
+    pub ndcg_10: f64,
+    /// Reciprocal rank of the best target.
+    pub rr: f64,
+}
+
+/// Metrics from target ranks (1-based, full ranking).
+pub fn case_metrics(ranks: &[usize]) -> CaseMetrics {
+    let n = ranks.len().max(1) as f64;
+    let hits = |k: usize| ranks.iter().filter(|&&r| r <= k).count() as f64;
+    let dcg: f64 = ranks.iter().filter(|&&r| r <= 10).map(|&r| 1.0 / ((r + 1) as f64).log2()).sum();
+    let idcg: f64 = (1..=ranks.len().min(10)).map(|i| 1.0 / ((i + 1) as f64).log2()).sum();
+    CaseMetrics {
+        recall_10: hits(10) / n,
+        recall_20: hits(20) / n,
+        ndcg_10: if idcg > 0.0 { dcg / idcg } else { 0.0 },
+        rr: ranks.iter().min().map_or(0.0, |&r| 1.0 / r as f64),
+    }
+}
+
+/// 1-based rank of each target among the items that are not excluded;
+/// ties go to the lower item index.
+pub fn target_ranks(scores: &[f32], excluded: &[bool], targets: &[ItemIdx]) -> Vec<usize> {
+    targets
+        .iter()
+        .map(|&t| {
+            let t = t as usize;
+            let st = scores[t];
+            1 + scores
+                .iter()
+                .enumerate()
+                .filter(|&(j, &s)| !excluded[j] && j != t && (s > st || (s == st && j < t)))
+                .count()
+        })
+        .collect()
+}
+
+/// The top `k` non-excluded items, best first (ties: lower index first).
+pub fn top_items(scores: &[f32], excluded: &[bool], k: usize) -> Vec<ItemIdx> {
+    let mut idx: Vec<u32> = (0..scores.len() as u32).filter(|&i| !excluded[i as usize]).collect();
+    let better = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+    if idx.len() > k {
+        idx.select_nth_unstable_by(k, better);
+        idx.truncate(k);
+    }
+    idx.sort_by(better);
+    idx
+}
+
+/// Evaluates `scorer` on `cases` with full ranking, on all CPU cores.
+pub fn evaluate(scorer: &dyn Scorer, cases: &[IndexedCase], cold: &[bool]) -> Report {
+    let n_items = cold.len();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(cases.len().max(1));
+    let chunk = cases.len().div_ceil(threads.max(1)).max(1);
+    struct Partial {
+        all: Vec<CaseMetrics>,
+        cold: Vec<CaseMetrics>,
+        shown: HashSet<ItemIdx>,
+    }
+    let partials: Vec<Partial> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                s.spawn(move || {
+                    let mut p = Partial { all: vec![], cold: vec![], shown: HashSet::new() };
+                    let mut scores = vec![0f32; n_items];
+                    let mut excluded = vec![false; n_items];
+                    for (i, case) in part.iter().enumerate() {
+                        scorer.score(c * chunk + i, &case.history, &mut scores);
+                        for &h in &case.history {
+                            excluded[h as usize] = true;
+                        }
+                        let ranks = target_ranks(&scores, &excluded, &case.targets);
+                        p.all.push(case_metrics(&ranks));
+                        let cold_ranks: Vec<usize> = case
+                            .targets
+                            .iter()
+                            .zip(&ranks)
+                            .filter(|(t, _)| cold[**t as usize])
+                            .map(|(_, r)| *r)
+                            .collect();
+                        if !cold_ranks.is_empty() {
+                            p.cold.push(case_metrics(&cold_ranks));
+                        }
+                        p.shown.extend(top_items(&scores, &excluded, 10));
+                        for &h in &case.history {
+                            excluded[h as usize] = false;
+                        }
+                    }
+                    p
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("evaluation thread panicked")).collect()
+    });
+    let mean = |ms: Vec<&CaseMetrics>| {
+        let n = ms.len();
+        let avg = |f: fn(&CaseMetrics) -> f64| if n == 0 { 0.0 } else { ms.iter().map(|m| f(m)).fold(0.0, |a, b| a + b) / n as f64 };
+        Metrics {
+            recall_10: avg(|m| m.recall_10),
+            recall_20: avg(|m| m.recall_20),
+            ndcg_10: avg(|m| m.ndcg_10),
+            mrr: avg(|m| m.rr),
+            cases: n,
+        }
+    };
+    let shown: HashSet<ItemIdx> = partials.iter().flat_map(|p| p.shown.iter().copied()).collect();
+    Report {
+        all: mean(partials.iter().flat_map(|p| &p.all).collect()),
+        cold: mean(partials.iter().flat_map(|p| &p.cold).collect()),
+        coverage_10: shown.len() as f64 / n_items.max(1) as f64,
+    }
+}
+
+/// Most popular first: distinct training users per item.
+pub struct Popularity {
+    scores: Vec<f32>,
+}
+
+impl Popularity {
+    /// Counts distinct users per item in the training sequences.
+    pub fn fit(data: &Dataset) -> Self {
+        Self { scores: user_counts(data, |_| usize::MAX) }
+    }
+}
+
+impl Scorer for Popularity {
+    fn score(&self, _: usize, _: &[ItemIdx], out: &mut [f32]) {
+        out.copy_from_slice(&self.scores);
+    }
+}
+
+fn user_counts(data: &Dataset, keep: impl Fn(&[(Option<i64>, Vec<ItemIdx>)]) -> usize) -> Vec<f32> {
+    let mut scores = vec![0f32; data.items()];
+    for seq in data.train_sequences() {
+        let from = seq.len() - keep(&seq).min(seq.len());
+        let items: HashSet<ItemIdx> = seq[from..].iter().flat_map(|s| s.1.iter().copied()).collect();
+        for i in items {
+            scores[i as usize] += 1.0;
+        }
+    }
+    scores
+}
+
+/// Most popular recently: distinct users per item in the last
+/// `window_days` of training (each user's last step when there are no
+/// times), ties broken by all-time popularity.
+pub struct RecentPopularity {
+    scores: Vec<f32>,
+}
+
+impl RecentPopularity {
+    /// Counts distinct users per item in the recent window.
+    pub fn fit(data: &Dataset, window_days: i64) -> Self {
+        let last = data.train_sequences().iter().flatten().filter_map(|s| s.0).max();
+        let recent = match last {
+            Some(last) => {
+                let from = last - Duration::days(window_days).num_seconds();
+                user_counts(data, |seq| seq.iter().filter(|s| s.0.is_some_and(|t| t > from)).count())
+            }
+            None => user_counts(data, |_| 1),
+        };
+        let all = user_counts(data, |_| usize::MAX);
+        let top = all.iter().copied().fold(1f32, f32::max);
+        Self { scores: recent.iter().zip(&all).map(|(r, a)| r + 0.5 * a / top).collect() }
+    }
+}
+
+impl Scorer for RecentPopularity {
+    fn score(&self, _: usize, _: &[ItemIdx], out: &mut [f32]) {
+        out.copy_from_slice(&self.scores);
+    }
+}
+
+/// Item-to-item co-occurrence (item-kNN): cosine similarity of items over
+/// the users who took them; a user's score for an item is the summed
+/// similarity to their newest [`ItemKnn::HISTORY`] history items.
+pub struct ItemKnn {
+    neighbors: Vec<Vec<(ItemIdx, f32)>>,
+}
+
+impl ItemKnn {
+    /// Newest history items that vote.
+    pub const HISTORY: usize = 50;
+
+    /// Builds the similarity lists, keeping each item's `k` nearest.
+    pub fn fit(data: &Dataset, k: usize) -> Self {
+        let n = data.items();
+        let mut counts = vec![0f32; n];
+        let mut co: Vec<HashMap<ItemIdx, f32>> = vec![HashMap::new(); n];
+        for seq in data.train_sequences() {
+            // Each user's newest 200 distinct items: bulk buyers would
+            // otherwise dominate (and cost quadratic time).
+            let mut items: Vec<ItemIdx> = Vec::new();
+            for step in seq.iter().rev() {
+                for &i in &step.1 {
+                    if items.len() < 200 && !items.contains(&i) {
+                        items.push(i);
+                    }
+                }
+            }
+            for &a in &items {
+                counts[a as usize] += 1.0;
+                for &b in &items {
+                    if a != b {
+                        *co[a as usize].entry(b).or_default() += 1.0;
+                    }
+                }
+            }
+        }
+        let neighbors = co
+            .into_iter()
+            .enumerate()
+            .map(|(a, row)| {
+                let mut list: Vec<(ItemIdx, f32)> =
+                    row.into_iter().map(|(b, c)| (b, c / (counts[a] * counts[b as usize]).sqrt())).collect();
+                list.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                list.truncate(k);
+                list
+            })
+            .collect();
+        Self { neighbors }
+    }
+}
+
+impl Scorer for ItemKnn {
+    fn score(&self, _: usize, history: &[ItemIdx], out: &mut [f32]) {
+        out.fill(0.0);
+        for &h in history.iter().rev().take(Self::HISTORY) {
+            for &(b, s) in &self.neighbors[h as usize] {
+                out[b as usize] += s;
+            }
+        }
+    }
+}
+
+/// Dot products of a user vector with item vectors: the zero-shot model
+/// (text embeddings, untrained recency tower) and the trained two-tower
+/// model (tower outputs) alike.
+pub struct Embeddings {
+    /// Row-major `items × dims` item vectors.
+    pub items: Vec<f32>,
+    /// The user tower.
+    pub tower: UserTower,
+}
+
+impl Scorer for Embeddings {
+    fn score(&self, _: usize, history: &[ItemIdx], out: &mut [f32]) {
+        let d = self.tower.dims;
+        let history: Vec<usize> = history.iter().map(|&h| h as usize).collect();
+        let user = self.tower.user_vector(&history, |i, row| row.copy_from_slice(&self.items[i * d..(i + 1) * d]));
+        match user {
+            None => out.fill(0.0),
+            Some(u) => {
+                for (o, row) in out.iter_mut().zip(self.items.chunks_exact(d)) {
+                    *o = crate::score::dot(&u, row);
+                }
+            }
+        }
+    }
+}
+
+/// Scores computed elsewhere (a peer library): a row-major `cases × items`
+/// matrix of little-endian f32 in test-case and catalog order.
+pub struct ScoreMatrix {
+    scores: Vec<f32>,
+    items: usize,
+}
+
+impl ScoreMatrix {
+    /// Reads a score file written for `cases` cases over `items` items.
+    pub fn read(path: &Path, cases: usize, items: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if bytes.len() != cases * items * 4 {
+            return Err(Error::Data(format!(
+                "{}: {} bytes, expected {cases} cases × {items} items × 4; export the split again and rerun the peer",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        let scores = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        Ok(Self { scores, items })
+    }
+}
+
+impl Scorer for ScoreMatrix {
+    fn score(&self, case: usize, _: &[ItemIdx], out: &mut [f32]) {
+        let row = &self.scores[case * self.items..(case + 1) * self.items];
+        for (o, &s) in out.iter_mut().zip(row) {
+            *o = if s.is_nan() { f32::NEG_INFINITY } else { s };
+        }
+    }
+}
+
+/// Writes the split for peer libraries: `items.tsv` (index, id, text),
+/// `train.tsv` (user index, item index, steps with the item),
+/// `users.tsv`, and `valid.jsonl`/`test.jsonl` (`{"user", "history",
+/// "targets"}` with indices; the user index is -1 for users without
+/// training data).
+pub fn export(data: &Dataset, out: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let write = |name: &str, text: String| std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e));
+    let mut items = String::new();
+    for (i, c) in data.catalog.iter().enumerate() {
+        let _ = writeln!(items, "{i}\t{}\t{}", c.item_id, c.text.replace(['\t', '\n'], " "));
+    }
+    write("items.tsv", items)?;
+    let mut users = String::new();
+    let mut train = String::new();
+    let mut user_idx: HashMap<&str, usize> = HashMap::new();
+    for (u, (seq, raw)) in data.train_sequences().iter().zip(&data.split.train).enumerate() {
+        user_idx.insert(raw.user.as_str(), u);
+        let _ = writeln!(users, "{u}\t{}", raw.user);
+        let mut counts: BTreeMap<ItemIdx, u32> = BTreeMap::new();
+        for i in seq.iter().flat_map(|s| &s.1) {
+            *counts.entry(*i).or_default() += 1;
+        }
+        for (i, c) in counts {
+            let _ = writeln!(train, "{u}\t{i}\t{c}");
+        }
+    }
+    write("users.tsv", users)?;
+    write("train.tsv", train)?;
+    for (name, cases, raw) in [("valid.jsonl", &data.valid, &data.split.valid), ("test.jsonl", &data.test, &data.split.test)] {
+        let mut text = String::new();
+        for (c, r) in cases.iter().zip(raw.iter()) {
+            let user = user_idx.get(r.user.as_str()).map_or(-1, |&u| u as i64);
+            let line = serde_json::json!({"user": user, "history": c.history, "targets": c.targets});
+            let _ = writeln!(text, "{line}");
+        }
+        write(name, text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn metrics_match_hand_computed_values() {
+        // Two targets at ranks 1 and 3.
+        let m = case_metrics(&[1, 3]);
+        assert!(close(m.recall_10, 1.0) && close(m.recall_20, 1.0));
+        assert!(close(m.ndcg_10, (1.0 + 0.5) / (1.0 + 1.0 / 3f64.log2())), "{}", m.ndcg_10);
+        assert!(close(m.rr, 1.0));
+        // One target at rank 15: outside the top 10, inside the top 20.
+        let m = case_metrics(&[15]);
+        assert!(close(m.recall_10, 0.0) && close(m.recall_20, 1.0) && close(m.ndcg_10, 0.0));
+        assert!(close(m.rr, 1.0 / 15.0));
+        // Three targets, one hit at rank 2: recall 1/3, NDCG (1/log2 3)/(1 + 1/log2 3 + 1/2).
+        let m = case_metrics(&[2, 40, 50]);
+        assert!(close(m.recall_10, 1.0 / 3.0));
+        assert!(close(m.ndcg_10, (1.0 / 3f64.log2()) / (1.0 + 1.0 / 3f64.log2() + 0.5)));
+        assert!(close(m.rr, 0.5));
+    }
+
+    #[test]
+    fn ranks_skip_the_history_and_break_ties_by_index() {
+        let scores = [0.9, 0.5, 0.8, 0.5, 0.1];
+        let excluded = [true, false, false, false, false];
+        // Item 0 is history: item 2 ranks first; items 1 and 3 tie, 1 wins.
+        assert_eq!(target_ranks(&scores, &excluded, &[2, 1, 3, 4]), [1, 2, 3, 4]);
+        assert_eq!(top_items(&scores, &excluded, 2), [2, 1]);
+    }
+
+    struct Fixed(Vec<Vec<f32>>);
+    impl Scorer for Fixed {
+        fn score(&self, case: usize, _: &[ItemIdx], out: &mut [f32]) {
+            out.copy_from_slice(&self.0[case]);
+        }
+    }
+
+    #[test]
+    fn evaluation_averages_cases_and_slices_cold_targets() {
+        let cases = vec![
+            IndexedCase { history: vec![0], targets: vec![1] },    // rank 1
+            IndexedCase { history: vec![1], targets: vec![2, 3] }, // ranks 2 and 3; 3 is cold
+        ];
+        let scorer = Fixed(vec![vec![0.0, 1.0, 0.5, 0.2], vec![0.9, 9.0, 0.5, 0.4]]);
+        let r = evaluate(&scorer, &cases, &[false, false, false, true]);
+        assert_eq!((r.all.cases, r.cold.cases), (2, 1));
+        assert!(close(r.all.mrr, (1.0 + 0.5) / 2.0));
+        assert!(close(r.cold.mrr, 1.0 / 3.0));
+        assert!(close(r.all.recall_10, 1.0));
+        // Top 10s: {1, 2, 3} and {0, 2, 3}: all four items shown.
+        assert!(close(r.coverage_10, 1.0));
+        let json = r.to_json();
+        assert_eq!(json["cold_cases"], 1);
+        assert!(json.get("recall@20").is_some() && json.get("ndcg@10").is_some());
+    }
+}

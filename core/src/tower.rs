@@ -1,0 +1,270 @@
+//! The user tower at serving time: pool the history's item vectors with
+//! learned recency weights, project, normalize. Training
+//! (`crate::train`) learns exactly these parameters; the functions run
+//! them with plain loops, no ML runtime.
+//!
+//! `user_tower.bin` (little-endian): magic `ERUT`, `u32` version 1,
+//! `u32` dims, `u32` max_history, `u32` has_projection, then
+//! `max_history` f32 position logits (newest first), and if projected,
+//! `dims × dims` f32 weights (row-major, `u = pooled · W`) and `dims` f32
+//! biases.
+
+use crate::score::normalize;
+use crate::{Error, Result};
+
+/// File name of the user tower inside a bundle.
+pub const USER_TOWER_FILE: &str = "user_tower.bin";
+
+const MAGIC: &[u8; 4] = b"ERUT";
+const VERSION: u32 = 1;
+
+/// Weight halving distance (in history positions) of the untrained tower.
+pub const HISTORY_HALF_LIFE: f32 = 5.0;
+
+/// Default number of newest distinct history items a tower reads.
+pub const MAX_HISTORY: usize = 50;
+
+/// Recency-weighted pooling plus an optional linear projection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserTower {
+    /// Width of item and user vectors.
+    pub dims: usize,
+    /// Softmax logits per recency position (0 = newest).
+    pub position_logits: Vec<f32>,
+    /// `dims × dims`, row-major; `None` is the identity.
+    pub weight: Option<Vec<f32>>,
+    /// `dims`; present with `weight`.
+    pub bias: Option<Vec<f32>>,
+}
+
+impl UserTower {
+    /// The untrained tower: weights halve every [`HISTORY_HALF_LIFE`]
+    /// positions, no projection (what the zero-shot model uses).
+    pub fn recency(dims: usize, max_history: usize) -> Self {
+        Self {
+            dims,
+            position_logits: (0..max_history).map(|r| -std::f32::consts::LN_2 * r as f32 / HISTORY_HALF_LIFE).collect(),
+            weight: None,
+            bias: None,
+        }
+    }
+
+    /// Number of newest distinct history items read.
+    pub fn max_history(&self) -> usize {
+        self.position_logits.len()
+    }
+
+    /// The newest distinct items of `history` (oldest first), newest first,
+    /// at most [`Self::max_history`].
+    pub fn recent(&self, history: &[usize]) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::with_capacity(self.max_history().min(history.len()));
+        for &h in history.iter().rev() {
+            if !out.contains(&h) {
+                out.push(h);
+                if out.len() == self.max_history() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The normalized user vector from the item vectors of a history
+    /// (`item(i)` gives item `i`'s vector; `history` oldest first), or
+    /// `None` for an empty history.
+    pub fn user_vector(&self, history: &[usize], mut item: impl FnMut(usize, &mut [f32])) -> Option<Vec<f32>> {
+        let recent = self.recent(history);
+        if recent.is_empty() {
+            return None;
+        }
+        let logits = &self.position_logits[..recent.len()];
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f32 = weights.iter().sum();
+        let mut pooled = vec![0f32; self.dims];
+        let mut row = vec![0f32; self.dims];
+        for (&i, w) in recent.iter().zip(&weights) {
+            item(i, &mut row);
+            for (p, r) in pooled.iter_mut().zip(&row) {
+                *p += w / total * r;
+            }
+        }
+        let mut user = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => {
+                let mut out = b.clone();
+                for (p, w_row) in pooled.iter().zip(w.chunks_exact(self.dims)) {
+                    for (o, w) in out.iter_mut().zip(w_row) {
+                        *o += p * w;
+                    }
+                }
+                out
+            }
+            _ => pooled,
+        };
+        normalize(&mut user);
+        Some(user)
+    }
+
+    /// Serializes to the `user_tower.bin` layout.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        for v in [VERSION, self.dims as u32, self.max_history() as u32, self.weight.is_some() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let floats = self.position_logits.iter().chain(self.weight.iter().flatten()).chain(self.bias.iter().flatten());
+        for f in floats {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses `user_tower.bin`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |why: &str| Error::Format { what: USER_TOWER_FILE.into(), reason: why.into() };
+        if bytes.len() < 20 || &bytes[..4] != MAGIC {
+            return Err(bad("not a user tower (bad magic)"));
+        }
+        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (version, dims, max_history, projected) = (word(0), word(1), word(2), word(3) == 1);
+        if version != VERSION as usize {
+            return Err(bad(&format!("version {version} is not supported (expected {VERSION})")));
+        }
+        let floats_needed = max_history + if projected { dims * dims + dims } else { 0 };
+        let body = &bytes[20..];
+        if body.len() != floats_needed * 4 || dims == 0 || max_history == 0 {
+            return Err(bad(&format!("{} bytes of weights, expected {}", body.len(), floats_needed * 4)));
+        }
+        let floats: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let (logits, rest) = floats.split_at(max_history);
+        let (weight, bias) = if projected {
+            let (w, b) = rest.split_at(dims * dims);
+            (Some(w.to_vec()), Some(b.to_vec()))
+        } else {
+            (None, None)
+        };
+        Ok(Self { dims, position_logits: logits.to_vec(), weight, bias })
+    }
+}
+
+/// File name of the item tower inside a bundle.
+pub const ITEM_TOWER_FILE: &str = "item_tower.bin";
+
+const ITEM_MAGIC: &[u8; 4] = b"ERIT";
+
+/// The text half of the item tower: `normalize(t · W + b)` maps a
+/// pretrained text embedding `t` into the towers' space, so an item nobody
+/// has clicked yet gets a vector from its text alone.
+///
+/// `item_tower.bin` (little-endian): magic `ERIT`, `u32` version 1, `u32`
+/// text_dims, `u32` dims, then `text_dims × dims` f32 (row-major) and
+/// `dims` f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemTower {
+    /// Width of the text embedding.
+    pub text_dims: usize,
+    /// Width of the tower output.
+    pub dims: usize,
+    /// `text_dims × dims`, row-major.
+    pub weight: Vec<f32>,
+    /// `dims`.
+    pub bias: Vec<f32>,
+}
+
+impl ItemTower {
+    /// The normalized item vector of a text embedding.
+    pub fn project(&self, text: &[f32]) -> Vec<f32> {
+        let mut out = self.bias.clone();
+        for (t, row) in text.iter().zip(self.weight.chunks_exact(self.dims)) {
+            for (o, w) in out.iter_mut().zip(row) {
+                *o += t * w;
+            }
+        }
+        normalize(&mut out);
+        out
+    }
+
+    /// Serializes to the `item_tower.bin` layout.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(ITEM_MAGIC);
+        for v in [VERSION, self.text_dims as u32, self.dims as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for f in self.weight.iter().chain(&self.bias) {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses `item_tower.bin`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |why: String| Error::Format { what: ITEM_TOWER_FILE.into(), reason: why };
+        if bytes.len() < 16 || &bytes[..4] != ITEM_MAGIC {
+            return Err(bad("not an item tower (bad magic)".into()));
+        }
+        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (version, text_dims, dims) = (word(0), word(1), word(2));
+        if version != VERSION as usize {
+            return Err(bad(format!("version {version} is not supported (expected {VERSION})")));
+        }
+        let body = &bytes[16..];
+        if body.len() != (text_dims * dims + dims) * 4 || dims == 0 {
+            return Err(bad(format!("{} bytes of weights, expected {}", body.len(), (text_dims * dims + dims) * 4)));
+        }
+        let floats: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let (w, b) = floats.split_at(text_dims * dims);
+        Ok(Self { text_dims, dims, weight: w.to_vec(), bias: b.to_vec() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items() -> Vec<Vec<f32>> {
+        vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]]
+    }
+
+    #[test]
+    fn the_untrained_tower_halves_weights_every_five_positions() {
+        let tower = UserTower::recency(2, 50);
+        let items = items();
+        // Newest (item 1) weighs 1, item 0 five positions older weighs 0.5.
+        let history = [0, 2, 2, 2, 2, 2, 1];
+        let u = tower.user_vector(&history, |i, out| out.copy_from_slice(&items[i])).unwrap();
+        // Distinct, newest first: 1 (w 1), 2 (w 0.87), 0 (w 0.76).
+        let w = [1.0f32, 0.5f32.powf(0.2), 0.5f32.powf(0.4)];
+        let (x, y) = (w[1] + w[2], w[0] + w[1]);
+        let n = (x * x + y * y).sqrt();
+        assert!((u[0] - x / n).abs() < 1e-6 && (u[1] - y / n).abs() < 1e-6, "{u:?}");
+        assert_eq!(tower.user_vector(&[], |_, _| {}), None);
+    }
+
+    #[test]
+    fn a_projection_is_applied_after_pooling_and_survives_a_round_trip() {
+        let tower = UserTower {
+            dims: 2,
+            position_logits: vec![0.0, -100.0],
+            weight: Some(vec![0.0, 1.0, 1.0, 0.0]), // swap axes
+            bias: Some(vec![0.0, 0.0]),
+        };
+        let items = items();
+        let u = tower.user_vector(&[1, 0], |i, out| out.copy_from_slice(&items[i])).unwrap();
+        assert!((u[1] - 1.0).abs() < 1e-6 && u[0].abs() < 1e-6, "newest item 0 = (1,0), swapped: {u:?}");
+        let back = UserTower::from_bytes(&tower.to_bytes()).unwrap();
+        assert_eq!(back, tower);
+        let mut bytes = tower.to_bytes();
+        bytes.pop();
+        assert!(UserTower::from_bytes(&bytes).unwrap_err().to_string().contains(USER_TOWER_FILE));
+    }
+
+    #[test]
+    fn the_item_tower_projects_text_and_round_trips() {
+        let tower = ItemTower { text_dims: 3, dims: 2, weight: vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], bias: vec![0.0, 0.0] };
+        let v = tower.project(&[3.0, 4.0, 100.0]);
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6, "{v:?}");
+        assert_eq!(ItemTower::from_bytes(&tower.to_bytes()).unwrap(), tower);
+        assert!(ItemTower::from_bytes(b"ERUTxxxxxxxxxxxx").is_err());
+    }
+}

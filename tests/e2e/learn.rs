@@ -1,0 +1,179 @@
+//! The learning loop from the command line, as a new shop would run it:
+//! its own CSV and a mapping file → prepare → split → train → eval, and the
+//! recommend function serving the trained towers. Then every shared data
+//! set with interactions goes through the ingest.
+
+use std::path::Path;
+use std::process::Command;
+
+use edgerec_core::data::mapped::prepare_amazon;
+use edgerec_core::data::recbole::prepare_recbole;
+use edgerec_core::data::split::leave_one_out;
+use edgerec_host::server::HostConfig;
+use edgerec_tests::{Host, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
+use serde_json::json;
+
+const WORDS: [&str; 10] = ["mug", "kettle", "candle", "lamp", "cushion", "vase", "clock", "frame", "basket", "tray"];
+const COLOURS: [&str; 6] = ["red", "blue", "green", "white", "black", "pink"];
+
+/// A small shop with a learnable habit: who buys product `p` comes back for
+/// `(p + 7) % 60`, which the titles do not reveal. Ids are `SKU-<p>`; the
+/// log has the header a mapping must name, plus broken rows.
+fn write_shop(dir: &Path) {
+    let mut products = String::from("sku;name;category\n");
+    for p in 0..60 {
+        products += &format!("SKU-{p};{} {};{}\n", COLOURS[p % 6], WORDS[p / 6], if p % 2 == 0 { "home" } else { "kitchen" });
+    }
+    std::fs::write(dir.join("products.csv"), products.replace(';', ",")).unwrap();
+    let mut orders = String::from("order_time,customer,sku,action,qty\n");
+    let mut state = 12345u64;
+    let mut next = |m: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    for u in 0..300 {
+        let mut day = next(20);
+        for _ in 0..4 {
+            let p = next(60);
+            for item in [p, (p + 7) % 60] {
+                day += 1 + next(5);
+                orders += &format!("2024-01-01T00:00:00Z+{day},c{u},SKU-{item},purchase,1\n");
+            }
+        }
+    }
+    // Real timestamps: replace the day offsets.
+    let orders: String = orders
+        .lines()
+        .map(|l| match l.split_once("Z+") {
+            Some((_, rest)) => {
+                let (day, tail) = rest.split_once(',').unwrap();
+                let t = 1_704_067_200 + day.parse::<i64>().unwrap() * 86_400;
+                format!("{t},{tail}\n")
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let broken = "not-a-time,c1,SKU-1,purchase,1\n1704067200,,SKU-1,purchase,1\n1704067200,c1,SKU-1,view,1\n";
+    std::fs::write(dir.join("orders.csv"), orders + broken).unwrap();
+    std::fs::write(
+        dir.join("mapping.toml"),
+        r#"user = "customer"
+item = "sku"
+time = "order_time"
+event = "action"
+keep_events = ["purchase"]
+quantity = "qty"
+
+[catalog]
+path = "products.csv"
+item = "sku"
+title = "name"
+text = ["name", "category"]
+"#,
+    )
+    .unwrap();
+}
+
+fn edgerec(args: &[&str]) -> std::process::Output {
+    let out = Command::new(edgerec_bin())
+        .args(args)
+        .env("EDGEREC_ENCODERS", encoder_dir().parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "edgerec {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
+    require!(edgerec_bin(), encoder_dir(), component("recommend"));
+    let dir = tempfile::tempdir().unwrap();
+    write_shop(dir.path());
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let (data, bundle) = (d("prepared"), d("models/shop/1"));
+
+    let out = edgerec(&["prepare", "--format", "csv", "--mapping", &d("mapping.toml"), "--input", &d("orders.csv"), "--out", &data]);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("prepared/report.json")).unwrap()).unwrap();
+    assert_eq!(report["rows_in"], 2403, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!((report["dropped"]["bad_time"].as_u64(), report["dropped"]["missing_user"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(report["dropped"]["filtered_event_type"], 1);
+    assert_eq!(report["items_without_text"], 0, "titles come from products.csv");
+
+    edgerec(&["split", "--data", &data, "--by", "leave-one-out"]);
+    let out = edgerec(&["train", "--data", &data, "--out", &bundle, "--dims", "32", "--epochs", "6", "--batch-size", "128", "--learning-rate", "0.01"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("epoch  1") && stdout.contains("examples/s"), "{stdout}");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/metrics.json")).unwrap()).unwrap();
+    let epochs = metrics["epochs"].as_array().unwrap();
+    let recall = |e: &serde_json::Value| e["valid"]["all"]["recall_20"].as_f64().unwrap();
+    let best = &epochs[metrics["best_epoch"].as_u64().unwrap() as usize];
+    assert!(recall(best) > recall(&epochs[0]) + 0.2, "training beats its zero-shot start: {} -> {}", recall(&epochs[0]), recall(best));
+
+    let out = edgerec(&["eval", "--data", &data, "--model", &bundle, "--json"]);
+    let scores: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON on stdout");
+    for model in ["popularity", "recent-popularity", "item-knn", "zero-shot", "two-tower"] {
+        for key in ["recall@10", "recall@20", "ndcg@10", "mrr", "coverage@10", "cold_recall@20"] {
+            let v = scores[model][key].as_f64().unwrap_or_else(|| panic!("{model}.{key} in {scores}"));
+            assert!((0.0..=1.0).contains(&v), "{model}.{key} = {v}");
+        }
+    }
+    assert!(scores["two-tower"]["recall@20"].as_f64() > scores["zero-shot"]["recall@20"].as_f64(), "{scores}");
+    let html = std::fs::read_to_string(d("prepared/eval/report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("two-tower"));
+
+    // The recommend function serves the trained towers.
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"shop\"\n[[trigger.http]]\nroute = \"/api/recommend\"\ncomponent = \"recommend\"\n\
+         [component.recommend]\nsource = \"{}\"\nfiles = [{{ source = \"models/shop/1\", destination = \"/bundle\" }}]\n",
+        component("recommend").display()
+    );
+    std::fs::write(d("spin.toml"), manifest).unwrap();
+    let host = Host::start(&dir.path().join("spin.toml"), &HostConfig::default());
+    let reply = host.post("/api/recommend", json!({"history": ["SKU-3"], "k": 5}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"SKU-10"), "the learned habit (3 → 10) is served: {ids:?}");
+    assert_eq!(body["model"]["name"], "shop");
+}
+
+#[test]
+fn bad_mappings_and_commands_name_the_field() {
+    require!(edgerec_bin());
+    let dir = tempfile::tempdir().unwrap();
+    write_shop(dir.path());
+    std::fs::write(dir.path().join("bad.toml"), "user = \"client\"\nitem = \"sku\"\n").unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let out = Command::new(edgerec_bin())
+        .args(["prepare", "--format", "csv", "--mapping", &d("bad.toml"), "--input", &d("orders.csv"), "--out", &d("x")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("`user` names column `client`"), "{stderr}");
+    let out = Command::new(edgerec_bin()).args(["prepare", "--format", "csv", "--input", &d("orders.csv"), "--out", &d("x")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mapping"));
+    let out = Command::new(edgerec_bin()).args(["eval", "--data", &d("nothing"), "--model", &d("nothing")]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing"));
+}
+
+#[test]
+fn every_shared_data_set_with_interactions_is_ingested() {
+    let shared = shared_data();
+    if !available_or(&shared, "the team's shared data folder belongs beside the repository (../shared/data)") {
+        return;
+    }
+    let gift = prepare_amazon(&[shared.join("amazon_gift_cards")]).unwrap();
+    let r = &gift.report;
+    assert_eq!((r.rows_in, r.rows_kept, r.users, r.items), (2972, 2972, 458, 148), "the README's counts");
+    assert!(r.items_without_text < 5, "metadata gives nearly every gift card a text: {}", r.items_without_text);
+    let split = leave_one_out(&gift.events);
+    assert!(split.test.len() > 100 && split.valid.len() > 100, "{}", split.table());
+
+    let sci = prepare_recbole(&[shared.join("amazon_scientific")]).unwrap();
+    let split = sci.split.as_ref().unwrap();
+    assert_eq!(split.train.len(), 2928, "one training sequence per user");
+    assert!(split.test.len() > 2800 && split.meta.repeat_only_cases < 128, "{}", split.table());
+    assert_eq!(sci.report.items, 1585);
+    assert_eq!(sci.report.rows_in, sci.report.rows_kept + sci.report.dropped.values().sum::<u64>());
+    assert!(sci.catalog.iter().all(|c| c.text.len() > c.title.len() || c.text == c.title));
+}
