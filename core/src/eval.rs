@@ -69,7 +69,9 @@ impl Dataset {
             catalog.iter().enumerate().map(|(i, c)| (c.item_id.clone(), i as ItemIdx)).collect();
         let lookup = |id: &String| {
             ids.get(id).copied().ok_or_else(|| {
-                Error::Data(format!("split item `{id}` is not in catalog.csv; run `edgerec prepare` and `edgerec split` again"))
+                Error::Data(format!(
+                    "split item `{id}` is not in catalog.csv; run `edgerec prepare` and `edgerec split` again"
+                ))
             })
         };
         let index = |cases: &[Case]| -> Result<Vec<IndexedCase>> {
@@ -265,7 +267,9 @@ pub fn evaluate(scorer: &dyn Scorer, cases: &[IndexedCase], cold: &[bool]) -> Re
     });
     let mean = |ms: Vec<&CaseMetrics>| {
         let n = ms.len();
-        let avg = |f: fn(&CaseMetrics) -> f64| if n == 0 { 0.0 } else { ms.iter().map(|m| f(m)).fold(0.0, |a, b| a + b) / n as f64 };
+        let avg = |f: fn(&CaseMetrics) -> f64| {
+            if n == 0 { 0.0 } else { ms.iter().map(|m| f(m)).fold(0.0, |a, b| a + b) / n as f64 }
+        };
         Metrics {
             recall_10: avg(|m| m.recall_10),
             recall_20: avg(|m| m.recall_20),
@@ -470,7 +474,8 @@ impl Scorer for ScoreMatrix {
 pub fn export(data: &Dataset, out: &Path) -> Result<()> {
     use std::fmt::Write as _;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let write = |name: &str, text: String| std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e));
+    let write =
+        |name: &str, text: String| std::fs::write(out.join(name), text).map_err(|e| Error::io(out.join(name), e));
     let mut items = String::new();
     for (i, c) in data.catalog.iter().enumerate() {
         let _ = writeln!(items, "{i}\t{}\t{}", c.item_id, c.text.replace(['\t', '\n'], " "));
@@ -492,7 +497,9 @@ pub fn export(data: &Dataset, out: &Path) -> Result<()> {
     }
     write("users.tsv", users)?;
     write("train.tsv", train)?;
-    for (name, cases, raw) in [("valid.jsonl", &data.valid, &data.split.valid), ("test.jsonl", &data.test, &data.split.test)] {
+    for (name, cases, raw) in
+        [("valid.jsonl", &data.valid, &data.split.valid), ("test.jsonl", &data.test, &data.split.test)]
+    {
         let mut text = String::new();
         for (c, r) in cases.iter().zip(raw.iter()) {
             let user = user_idx.get(r.user.as_str()).map_or(-1, |&u| u as i64);

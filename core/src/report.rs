@@ -46,10 +46,11 @@ fn line_chart(title: &str, y_label: &str, points: &[(f64, f64)], color: RGBColor
             .map_err(plot_err)?;
         chart.configure_mesh().x_desc("epoch").y_desc(y_label).draw().map_err(plot_err)?;
         chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(plot_err)?;
-        chart.draw_series(PointSeries::of_element(points.iter().copied(), 4, color.filled(), &|c, s, st| {
-            EmptyElement::at(c) + Circle::new((0, 0), s, st)
-        }))
-        .map_err(plot_err)?;
+        chart
+            .draw_series(PointSeries::of_element(points.iter().copied(), 4, color.filled(), &|c, s, st| {
+                EmptyElement::at(c) + Circle::new((0, 0), s, st)
+            }))
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -75,7 +76,9 @@ fn bar_chart(title: &str, names: &[String], values: &[f64], color: RGBColor) -> 
             .disable_x_mesh()
             .x_labels(names.len())
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    names.get(*i as usize).cloned().unwrap_or_default()
+                }
                 SegmentValue::Last => String::new(),
             })
             .draw()
@@ -103,7 +106,12 @@ pub fn render(input: &ReportInput) -> Result<String> {
             plots.push(line_chart("Training loss", "sampled softmax loss", &loss, RGBColor(200, 80, 40))?);
         }
         let recall: Vec<(f64, f64)> = epochs.iter().map(|e| (e.epoch as f64, e.valid.all.recall_20)).collect();
-        plots.push(line_chart("Validation Recall@20 (epoch 0 = zero-shot)", "Recall@20", &recall, RGBColor(40, 90, 200))?);
+        plots.push(line_chart(
+            "Validation Recall@20 (epoch 0 = zero-shot)",
+            "Recall@20",
+            &recall,
+            RGBColor(40, 90, 200),
+        )?);
     }
     if !names.is_empty() {
         let pick = |f: fn(&Report) -> f64| input.models.iter().map(|(_, r)| f(r)).collect::<Vec<f64>>();
@@ -157,7 +165,10 @@ mod tests {
 
     #[test]
     fn the_report_has_the_table_and_one_plot_per_view() {
-        let r = |x| Report { all: Metrics { recall_20: x, ndcg_10: x / 2.0, cases: 10, ..Default::default() }, ..Default::default() };
+        let r = |x| Report {
+            all: Metrics { recall_20: x, ndcg_10: x / 2.0, cases: 10, ..Default::default() },
+            ..Default::default()
+        };
         let models = vec![("popularity".to_string(), r(0.1)), ("two-tower <new>".to_string(), r(0.3))];
         let epochs: Vec<EpochStats> = (0..3)
             .map(|e| EpochStats {
@@ -168,7 +179,8 @@ mod tests {
                 examples_per_second: 100.0,
             })
             .collect();
-        let html = render(&ReportInput { data: "d", protocol: "time", models: &models, training: Some(&epochs) }).unwrap();
+        let html =
+            render(&ReportInput { data: "d", protocol: "time", models: &models, training: Some(&epochs) }).unwrap();
         assert_eq!(html.matches("<svg").count(), 5);
         assert!(html.contains("two-tower &lt;new&gt;") && html.contains("<td>0.3000</td>"));
         assert!(html.contains("Training loss"));

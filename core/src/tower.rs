@@ -135,7 +135,8 @@ impl UserTower {
         if body.len() != floats_needed * 4 || dims == 0 || max_history == 0 {
             return Err(bad(&format!("{} bytes of weights, expected {}", body.len(), floats_needed * 4)));
         }
-        let floats: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let floats: Vec<f32> =
+            body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         let (logits, rest) = floats.split_at(max_history);
         let (weight, bias) = if projected {
             let (w, b) = rest.split_at(dims * dims);
@@ -212,7 +213,8 @@ impl ItemTower {
         if body.len() != (text_dims * dims + dims) * 4 || dims == 0 {
             return Err(bad(format!("{} bytes of weights, expected {}", body.len(), (text_dims * dims + dims) * 4)));
         }
-        let floats: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let floats: Vec<f32> =
+            body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         let (w, b) = floats.split_at(text_dims * dims);
         Ok(Self { text_dims, dims, weight: w.to_vec(), bias: b.to_vec() })
     }
@@ -261,7 +263,8 @@ mod tests {
 
     #[test]
     fn the_item_tower_projects_text_and_round_trips() {
-        let tower = ItemTower { text_dims: 3, dims: 2, weight: vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], bias: vec![0.0, 0.0] };
+        let tower =
+            ItemTower { text_dims: 3, dims: 2, weight: vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], bias: vec![0.0, 0.0] };
         let v = tower.project(&[3.0, 4.0, 100.0]);
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6, "{v:?}");
         assert_eq!(ItemTower::from_bytes(&tower.to_bytes()).unwrap(), tower);

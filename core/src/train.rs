@@ -70,7 +70,7 @@ impl Default for TrainConfig {
             dims: 128,
             max_history: crate::tower::MAX_HISTORY,
             batch_size: 512,
-            epochs: 20,
+            epochs: 10,
             patience: 3,
             learning_rate: 2e-3,
             weight_decay: 1e-4,
@@ -199,7 +199,13 @@ fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
 
 impl Model {
     fn vars(&self) -> Vec<Var> {
-        let mut v = vec![self.w_item.clone(), self.b_item.clone(), self.positions.clone(), self.w_user.clone(), self.b_user.clone()];
+        let mut v = vec![
+            self.w_item.clone(),
+            self.b_item.clone(),
+            self.positions.clone(),
+            self.w_user.clone(),
+            self.b_user.clone(),
+        ];
         v.extend(self.id.clone());
         v
     }
@@ -324,7 +330,8 @@ pub fn train(
 
     let steps = (per_epoch / b).max(1);
     progress(Progress::Start { examples: per_epoch, steps });
-    let mut history = vec![EpochStats { epoch: 0, loss: None, valid: validate(&model)?, seconds: 0.0, examples_per_second: 0.0 }];
+    let mut history =
+        vec![EpochStats { epoch: 0, loss: None, valid: validate(&model)?, seconds: 0.0, examples_per_second: 0.0 }];
     progress(Progress::Epoch(history[0].clone()));
     let mut best = (0usize, history[0].valid.all.recall_20);
     let mut best_weights = model.snapshot().map_err(err)?;
@@ -371,7 +378,11 @@ pub fn train(
             let loss = (|| -> candle_core::Result<Tensor> {
                 let e = model.items(id_mask.as_ref())?;
                 let hist = e.index_select(&Tensor::from_vec(hist_idx, b * l, &dev)?, 0)?.reshape((b, l, d))?;
-                let pos = model.positions.as_tensor().unsqueeze(0)?.broadcast_add(&Tensor::from_vec(hist_mask, (b, l), &dev)?)?;
+                let pos = model.positions.as_tensor().unsqueeze(0)?.broadcast_add(&Tensor::from_vec(
+                    hist_mask,
+                    (b, l),
+                    &dev,
+                )?)?;
                 let attention = candle_nn::ops::softmax(&pos, D::Minus1)?;
                 let pooled = attention.unsqueeze(1)?.matmul(&hist)?.squeeze(1)?;
                 let user = pooled.matmul(model.w_user.as_tensor())?.broadcast_add(model.b_user.as_tensor())?;
@@ -435,7 +446,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let text: Vec<f32> = (0..n * 16).map(|_| rng.random::<f32>() - 0.5).collect();
         let catalog: Vec<CatalogItem> = (0..n)
-            .map(|i| CatalogItem { item_id: format!("i{i:02}"), title: format!("item {i}"), text: format!("item {i}"), first_seen: None })
+            .map(|i| CatalogItem {
+                item_id: format!("i{i:02}"),
+                title: format!("item {i}"),
+                text: format!("item {i}"),
+                first_seen: None,
+            })
             .collect();
         let id = |i: usize| format!("i{i:02}");
         let mut split = Split::empty("leave-one-out", "test");
@@ -485,7 +501,11 @@ mod tests {
         assert!(best > start + 0.3, "Recall@10 {start} -> {best}");
         assert_eq!(epochs, trained.history.len());
         // The exported towers score the test cases as well as validation.
-        let test = evaluate(&Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() }, &data.test, &data.cold);
+        let test = evaluate(
+            &Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() },
+            &data.test,
+            &data.cold,
+        );
         assert!(test.all.recall_10 > start + 0.3, "test Recall@10 {}", test.all.recall_10);
         assert_eq!(trained.item_tower.project(&text[..16]).len(), 16);
     }
@@ -507,7 +527,8 @@ mod tests {
         let (data, text) = partners();
         let err = train(&data, &text[1..], 16, &config(), |_| {}).unwrap_err().to_string();
         assert!(err.contains("text values"), "{err}");
-        let err = train(&data, &text, 16, &TrainConfig { temperature: 0.0, ..config() }, |_| {}).unwrap_err().to_string();
+        let err =
+            train(&data, &text, 16, &TrainConfig { temperature: 0.0, ..config() }, |_| {}).unwrap_err().to_string();
         assert!(err.contains("temperature"), "{err}");
     }
 }

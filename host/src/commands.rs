@@ -9,7 +9,9 @@ use edgerec_core::bundle::{BUNDLE_FORMAT, EncoderInfo, ITEMS_FILE, Manifest, wri
 use edgerec_core::data::split::{Protocol, SPLIT_DIR, Split};
 use edgerec_core::data::{self, CatalogItem, Prepared};
 use edgerec_core::encoder::Encoder;
-use edgerec_core::eval::{self, Dataset, Embeddings, ItemKnn, Popularity, RecentPopularity, Report, ScoreMatrix, Scorer};
+use edgerec_core::eval::{
+    self, Dataset, Embeddings, ItemKnn, Popularity, RecentPopularity, Report, ScoreMatrix, Scorer,
+};
 use edgerec_core::index::{IndexItem, ItemIndex};
 use edgerec_core::tower::{ITEM_TOWER_FILE, MAX_HISTORY, USER_TOWER_FILE, UserTower};
 use edgerec_core::train::{self, EpochStats, Progress, TrainConfig};
@@ -252,7 +254,9 @@ pub fn train(data_dir: &Path, encoder_dir: &Path, out: &Path, config: &TrainConf
     let mut recent_loss = 0.0;
     let trained = train::train(&dataset, &text, info.dims, config, |p| match p {
         Progress::Start { examples, steps } => {
-            bar.suspend(|| println!("{examples} examples per epoch, {steps} steps of {}", config.batch_size.min(examples)));
+            bar.suspend(|| {
+                println!("{examples} examples per epoch, {steps} steps of {}", config.batch_size.min(examples))
+            });
             bar.set_length(steps as u64);
         }
         Progress::Step { epoch, step, loss } => {
@@ -362,7 +366,11 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
     let mut bundle_vectors = Vec::with_capacity(dataset.items() * manifest.dims);
     for item in &dataset.catalog {
         let i = index.find(&item.item_id).with_context(|| {
-            format!("--model {}: item `{}` of the catalog is not in the bundle; train or index it on this --data", opts.model.display(), item.item_id)
+            format!(
+                "--model {}: item `{}` of the catalog is not in the bundle; train or index it on this --data",
+                opts.model.display(),
+                item.item_id
+            )
         })?;
         bundle_vectors.extend(index.embedding(i));
     }
@@ -408,7 +416,8 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
         .then(|| std::fs::read(opts.model.join(METRICS_FILE)).ok())
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let protocol = format!("{} ({}), {} test cases", dataset.split.meta.by, dataset.split.meta.source, dataset.test.len());
+    let protocol =
+        format!("{} ({}), {} test cases", dataset.split.meta.by, dataset.split.meta.source, dataset.test.len());
     let html = edgerec_core::report::render(&edgerec_core::report::ReportInput {
         data: &opts.data.display().to_string(),
         protocol: &protocol,
@@ -422,7 +431,11 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
     let json_path = opts.report.with_extension("json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")?;
     let note = format!("report: {} (metrics: {})", opts.report.display(), json_path.display());
-    if opts.json { eprintln!("{note}") } else { println!("{note}") }
+    if opts.json {
+        eprintln!("{note}")
+    } else {
+        println!("{note}")
+    }
     Ok(results)
 }
 

@@ -1,7 +1,7 @@
 //! Model bundles are checked where they enter service: a tampered file
 //! keeps the host from starting, and the error names the file.
 
-use edgerec_core::bundle::{ITEMS_FILE, MANIFEST_FILE, Manifest};
+use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_host::server::{HostConfig, Server, Zone};
 use edgerec_tests::{component, demo_bundle, require};
 
@@ -9,9 +9,13 @@ use edgerec_tests::{component, demo_bundle, require};
 fn demo_bundle_verifies() {
     require!(demo_bundle());
     let m = Manifest::verify(&demo_bundle()).unwrap();
-    assert_eq!((m.name.as_str(), m.version.as_str()), ("online-retail", "1"));
+    assert_eq!((m.name.as_str(), m.version.as_str()), ("online-retail", "2"));
     assert_eq!(m.encoder.name, "paraphrase-MiniLM-L3-v2");
-    assert_eq!(m.dims, 384);
+    assert_eq!((m.encoder.dims, m.dims), (384, 128), "text embeddings projected by the trained item tower");
+    for file in ["user_tower.bin", "item_tower.bin", "metrics.json"] {
+        assert!(m.files.contains_key(file), "the trained bundle lists {file}");
+    }
+    assert!(m.metrics["valid_recall@20"].as_f64().unwrap() > 0.0);
     assert!(m.items > 3000, "the sample sells thousands of products, got {}", m.items);
 }
 
@@ -21,8 +25,9 @@ fn host_refuses_a_tampered_bundle_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("models/shop/1");
     std::fs::create_dir_all(&bundle).unwrap();
-    for file in [MANIFEST_FILE, ITEMS_FILE] {
-        std::fs::copy(demo_bundle().join(file), bundle.join(file)).unwrap();
+    for entry in std::fs::read_dir(demo_bundle()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, bundle.join(path.file_name().unwrap())).unwrap();
     }
     let mut items = std::fs::read(bundle.join(ITEMS_FILE)).unwrap();
     items[100] ^= 0x01;

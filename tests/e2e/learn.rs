@@ -9,6 +9,9 @@ use std::process::Command;
 use edgerec_core::data::mapped::prepare_amazon;
 use edgerec_core::data::recbole::prepare_recbole;
 use edgerec_core::data::split::leave_one_out;
+use edgerec_core::index::ItemIndex;
+use edgerec_core::recommend::{RecommendQuery, recommend};
+use edgerec_core::tower::UserTower;
 use edgerec_host::server::HostConfig;
 use edgerec_tests::{Host, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
 use serde_json::json;
@@ -17,12 +20,14 @@ const WORDS: [&str; 10] = ["mug", "kettle", "candle", "lamp", "cushion", "vase",
 const COLOURS: [&str; 6] = ["red", "blue", "green", "white", "black", "pink"];
 
 /// A small shop with a learnable habit: who buys product `p` comes back for
-/// `(p + 7) % 60`, which the titles do not reveal. Ids are `SKU-<p>`; the
+/// `(p + 7) % 60`, which the titles do not reveal (so the test trains ID
+/// embeddings; text alone cannot learn an arbitrary pairing). Ids are `SKU-<p>`; the
 /// log has the header a mapping must name, plus broken rows.
 fn write_shop(dir: &Path) {
     let mut products = String::from("sku;name;category\n");
     for p in 0..60 {
-        products += &format!("SKU-{p};{} {};{}\n", COLOURS[p % 6], WORDS[p / 6], if p % 2 == 0 { "home" } else { "kitchen" });
+        products +=
+            &format!("SKU-{p};{} {};{}\n", COLOURS[p % 6], WORDS[p / 6], if p % 2 == 0 { "home" } else { "kitchen" });
     }
     std::fs::write(dir.join("products.csv"), products.replace(';', ",")).unwrap();
     let mut orders = String::from("order_time,customer,sku,action,qty\n");
@@ -33,12 +38,10 @@ fn write_shop(dir: &Path) {
     };
     for u in 0..300 {
         let mut day = next(20);
-        for _ in 0..4 {
-            let p = next(60);
-            for item in [p, (p + 7) % 60] {
-                day += 1 + next(5);
-                orders += &format!("2024-01-01T00:00:00Z+{day},c{u},SKU-{item},purchase,1\n");
-            }
+        let start = next(60);
+        for k in 0..8 {
+            day += 1 + next(5);
+            orders += &format!("2024-01-01T00:00:00Z+{day},c{u},SKU-{},purchase,1\n", (start + 7 * k) % 60);
         }
     }
     // Real timestamps: replace the day offsets.
@@ -92,22 +95,57 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     let d = |p: &str| dir.path().join(p).display().to_string();
     let (data, bundle) = (d("prepared"), d("models/shop/1"));
 
-    let out = edgerec(&["prepare", "--format", "csv", "--mapping", &d("mapping.toml"), "--input", &d("orders.csv"), "--out", &data]);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("prepared/report.json")).unwrap()).unwrap();
+    let out = edgerec(&[
+        "prepare",
+        "--format",
+        "csv",
+        "--mapping",
+        &d("mapping.toml"),
+        "--input",
+        &d("orders.csv"),
+        "--out",
+        &data,
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("prepared/report.json")).unwrap()).unwrap();
     assert_eq!(report["rows_in"], 2403, "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!((report["dropped"]["bad_time"].as_u64(), report["dropped"]["missing_user"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (report["dropped"]["bad_time"].as_u64(), report["dropped"]["missing_user"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(report["dropped"]["filtered_event_type"], 1);
     assert_eq!(report["items_without_text"], 0, "titles come from products.csv");
 
     edgerec(&["split", "--data", &data, "--by", "leave-one-out"]);
-    let out = edgerec(&["train", "--data", &data, "--out", &bundle, "--dims", "32", "--epochs", "6", "--batch-size", "128", "--learning-rate", "0.01"]);
+    let out = edgerec(&[
+        "train",
+        "--data",
+        &data,
+        "--out",
+        &bundle,
+        "--dims",
+        "32",
+        "--epochs",
+        "15",
+        "--batch-size",
+        "128",
+        "--learning-rate",
+        "0.01",
+        "--id-embeddings",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("epoch  1") && stdout.contains("examples/s"), "{stdout}");
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/metrics.json")).unwrap()).unwrap();
     let epochs = metrics["epochs"].as_array().unwrap();
     let recall = |e: &serde_json::Value| e["valid"]["all"]["recall_20"].as_f64().unwrap();
     let best = &epochs[metrics["best_epoch"].as_u64().unwrap() as usize];
-    assert!(recall(best) > recall(&epochs[0]) + 0.2, "training beats its zero-shot start: {} -> {}", recall(&epochs[0]), recall(best));
+    assert!(
+        recall(best) > recall(&epochs[0]) + 0.2,
+        "training beats its zero-shot start: {} -> {}\n{stdout}",
+        recall(&epochs[0]),
+        recall(best)
+    );
 
     let out = edgerec(&["eval", "--data", &data, "--model", &bundle, "--json"]);
     let scores: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON on stdout");
@@ -129,11 +167,23 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     );
     std::fs::write(d("spin.toml"), manifest).unwrap();
     let host = Host::start(&dir.path().join("spin.toml"), &HostConfig::default());
-    let reply = host.post("/api/recommend", json!({"history": ["SKU-3"], "k": 5}).to_string());
+    let history = ["SKU-3", "SKU-10", "SKU-17"];
+    let reply = host.post("/api/recommend", json!({"history": history, "k": 5}).to_string());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
-    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"SKU-10"), "the learned habit (3 → 10) is served: {ids:?}");
+    let served: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap()).collect();
+    // The same ranking, computed natively from the bundle's files with the
+    // trained user tower; the untrained recency tower ranks differently.
+    let index = ItemIndex::read(&dir.path().join("models/shop/1/items.bin")).unwrap();
+    let trained =
+        UserTower::from_bytes(&std::fs::read(dir.path().join("models/shop/1/user_tower.bin")).unwrap()).unwrap();
+    let query =
+        RecommendQuery { history: history.map(String::from).to_vec(), k: 5, exclude: vec![], exclude_history: true };
+    let ranked = |tower: &UserTower| -> Vec<String> {
+        recommend(&index, tower, &query).items.into_iter().map(|i| i.item_id).collect()
+    };
+    assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin");
+    assert_ne!(ranked(&trained), ranked(&UserTower::recency(index.dims(), 50)), "training changed the ranking");
     assert_eq!(body["model"]["name"], "shop");
 }
 
@@ -145,14 +195,28 @@ fn bad_mappings_and_commands_name_the_field() {
     std::fs::write(dir.path().join("bad.toml"), "user = \"client\"\nitem = \"sku\"\n").unwrap();
     let d = |p: &str| dir.path().join(p).display().to_string();
     let out = Command::new(edgerec_bin())
-        .args(["prepare", "--format", "csv", "--mapping", &d("bad.toml"), "--input", &d("orders.csv"), "--out", &d("x")])
+        .args([
+            "prepare",
+            "--format",
+            "csv",
+            "--mapping",
+            &d("bad.toml"),
+            "--input",
+            &d("orders.csv"),
+            "--out",
+            &d("x"),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("`user` names column `client`"), "{stderr}");
-    let out = Command::new(edgerec_bin()).args(["prepare", "--format", "csv", "--input", &d("orders.csv"), "--out", &d("x")]).output().unwrap();
+    let out = Command::new(edgerec_bin())
+        .args(["prepare", "--format", "csv", "--input", &d("orders.csv"), "--out", &d("x")])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mapping"));
-    let out = Command::new(edgerec_bin()).args(["eval", "--data", &d("nothing"), "--model", &d("nothing")]).output().unwrap();
+    let out =
+        Command::new(edgerec_bin()).args(["eval", "--data", &d("nothing"), "--model", &d("nothing")]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing"));
 }
 

@@ -16,8 +16,13 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The demo bundle `scripts/setup` builds and `spin.toml` mounts.
+/// The demo bundle `scripts/setup` trains and `spin.toml` mounts.
 pub fn demo_bundle() -> PathBuf {
+    repo().join("models/online-retail/2")
+}
+
+/// The zero-shot bundle `scripts/setup` indexes (pretrained text, no training).
+pub fn zero_shot_bundle() -> PathBuf {
     repo().join("models/online-retail/1")
 }
 
@@ -112,6 +117,25 @@ impl Host {
     pub fn start(manifest: &Path, config: &HostConfig) -> Host {
         let server = Server::new(manifest, Zone::Edge, config).expect("host starts");
         Host { addr: spawn_local(server).expect("host listens") }
+    }
+
+    /// Serves the recommend component with `bundle` mounted at `/bundle`
+    /// (the manifest lives in the returned directory; keep it alive).
+    pub fn serve_bundle(bundle: &Path) -> (tempfile::TempDir, Host) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Spin's `files` sources are relative to spin.toml.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(bundle, dir.path().join("bundle")).expect("symlink the bundle");
+        let manifest = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"bundle\"\n[[trigger.http]]\nroute = \"/api/...\"\n\
+             component = \"recommend\"\n[component.recommend]\nsource = \"{}\"\n\
+             files = [{{ source = \"bundle\", destination = \"/bundle\" }}]\n",
+            component("recommend").display(),
+        );
+        let path = dir.path().join("spin.toml");
+        std::fs::write(&path, manifest).expect("manifest written");
+        let host = Host::start(&path, &HostConfig::default());
+        (dir, host)
     }
 
     fn agent() -> ureq::Agent {

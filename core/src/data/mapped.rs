@@ -231,9 +231,9 @@ fn mapped_event(mapping: &Mapping, v: &Row) -> Result<(Event, Option<String>, Op
     let item = v[1].clone().ok_or(DropRule::MissingItem)?;
     let ts = match &mapping.time {
         None => None,
-        Some(_) => Some(
-            v[2].as_deref().and_then(|t| parse_time(t, mapping.time_format.as_deref())).ok_or(DropRule::BadTime)?,
-        ),
+        Some(_) => {
+            Some(v[2].as_deref().and_then(|t| parse_time(t, mapping.time_format.as_deref())).ok_or(DropRule::BadTime)?)
+        }
     };
     let event = v[3].clone().unwrap_or_else(|| if mapping.time.is_some() { "interaction" } else { "event" }.into());
     if let Some(keep) = &mapping.keep_events
@@ -261,7 +261,8 @@ fn mapped_event(mapping: &Mapping, v: &Row) -> Result<(Event, Option<String>, Op
 
 fn read_catalog_texts(c: &CatalogMapping) -> Result<HashMap<String, (String, String)>> {
     let path = c.path.as_ref().ok_or_else(|| Error::Data("--mapping: [catalog] needs `path`".into()))?;
-    let mut fields: Vec<(&str, Option<&str>)> = vec![("catalog.item", Some(&c.item)), ("catalog.title", c.title.as_deref())];
+    let mut fields: Vec<(&str, Option<&str>)> =
+        vec![("catalog.item", Some(&c.item)), ("catalog.title", c.title.as_deref())];
     fields.extend(c.text.iter().map(|t| ("catalog.text", Some(t.as_str()))));
     let mut texts = HashMap::new();
     for_each_row(path, &fields, None, false, |row| {
@@ -399,7 +400,11 @@ pub fn parse_time(s: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
             .map(|t| t.and_utc());
     }
     if let Ok(n) = s.parse::<i64>() {
-        return if n.abs() >= 100_000_000_000 { Utc.timestamp_millis_opt(n).single() } else { Utc.timestamp_opt(n, 0).single() };
+        return if n.abs() >= 100_000_000_000 {
+            Utc.timestamp_millis_opt(n).single()
+        } else {
+            Utc.timestamp_opt(n, 0).single()
+        };
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));

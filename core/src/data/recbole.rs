@@ -13,7 +13,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::split::{Case, Sequence, Split, Step, distinct_history};
-use super::{DropCounts, DropRule, Event, PrepareReport, Prepared, build_catalog, clean_text, input_files, open_maybe_gz};
+use super::{
+    DropCounts, DropRule, Event, PrepareReport, Prepared, build_catalog, clean_text, input_files, open_maybe_gz,
+};
 use crate::{Error, Result};
 
 /// The rules this reader applies, in order.
@@ -89,8 +91,11 @@ pub fn prepare_recbole(inputs: &[PathBuf]) -> Result<Prepared> {
     for (rows, test) in [(&valid_rows, false), (&test_rows, true)] {
         for (user, history, target) in rows {
             let history = distinct_history(history);
-            let case = (!history.contains(target))
-                .then(|| Case { user: user.clone(), history, targets: vec![target.clone()] });
+            let case = (!history.contains(target)).then(|| Case {
+                user: user.clone(),
+                history,
+                targets: vec![target.clone()],
+            });
             split.push_case(test, case);
         }
     }
@@ -179,7 +184,10 @@ mod tests {
         w("S.train.inter", &format!("{header}0\t0 1\t2\n0\t0\t1\n1\t3\t0\n1\t3 0\t9\nbroken line\n"));
         w("S.valid.inter", &format!("{header}0\t0 1 2\t3\n"));
         w("S.test.inter", &format!("{header}0\t0 1 2 3\t1\n1\t3 0\t2\n"));
-        w("S.text", "item_id:token\ttext:token_seq\nA\tGlue, 8 oz. Adhesives. Gorilla.\nB\tTape. Tapes. 3M.\nC\tCaulk. Sealants. DAP.\n");
+        w(
+            "S.text",
+            "item_id:token\ttext:token_seq\nA\tGlue, 8 oz. Adhesives. Gorilla.\nB\tTape. Tapes. 3M.\nC\tCaulk. Sealants. DAP.\n",
+        );
         w("S.item2index", "A\t0\nB\t1\nC\t2\nD\t3\n");
         w("S.user2index", "alice\t0\nbob\t1\n");
         let p = prepare_recbole(&[dir.path().to_path_buf()]).unwrap();

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{DropCounts, DropRule, Event, PrepareReport, Prepared, build_catalog, input_files, open_maybe_gz, sort_events};
+use super::{
+    DropCounts, DropRule, Event, PrepareReport, Prepared, build_catalog, input_files, open_maybe_gz, sort_events,
+};
 use crate::{Error, Result};
 
 /// Stock codes that are fees, postage or adjustments rather than products

@@ -434,7 +434,10 @@ mod tests {
         assert_eq!(s.train[0].steps.len(), 2, "u1: the day-1 basket, then day 5");
         assert_eq!(s.train[0].steps[0].items, ["a", "b"]);
         let u2_valid = &s.valid[0];
-        assert_eq!((u2_valid.user.as_str(), &u2_valid.history, &u2_valid.targets), ("u2", &vec!["b".to_string()], &vec!["c".to_string()]));
+        assert_eq!(
+            (u2_valid.user.as_str(), &u2_valid.history, &u2_valid.targets),
+            ("u2", &vec!["b".to_string()], &vec!["c".to_string()])
+        );
         assert_eq!(s.valid.len(), 1, "u1's validation window only repeats `a`");
         let u1 = s.test.iter().find(|c| c.user == "u1").unwrap();
         assert_eq!(u1.history, ["b", "c", "a"], "distinct, oldest first, a at its newest position");
@@ -448,7 +451,10 @@ mod tests {
     fn leave_one_out_holds_out_the_last_two_steps() {
         let s = leave_one_out(&log());
         let u1 = s.test.iter().find(|c| c.user == "u1").unwrap();
-        assert_eq!((u1.history.as_slice(), u1.targets.as_slice()), (&["b", "c", "a"].map(String::from)[..], &["d".to_string()][..]));
+        assert_eq!(
+            (u1.history.as_slice(), u1.targets.as_slice()),
+            (&["b", "c", "a"].map(String::from)[..], &["d".to_string()][..])
+        );
         assert_eq!(s.train.iter().find(|q| q.user == "u1").unwrap().steps.len(), 2);
         assert_eq!(s.train.iter().find(|q| q.user == "u3").unwrap().steps.len(), 1, "short users only train");
     }
@@ -467,7 +473,11 @@ mod tests {
 
     #[test]
     fn a_split_reads_back() {
-        let s = temporal(&log(), DateTime::from_timestamp(7 * 86_400, 0).unwrap(), DateTime::from_timestamp(10 * 86_400, 0).unwrap());
+        let s = temporal(
+            &log(),
+            DateTime::from_timestamp(7 * 86_400, 0).unwrap(),
+            DateTime::from_timestamp(10 * 86_400, 0).unwrap(),
+        );
         let dir = tempfile::tempdir().unwrap();
         s.write(dir.path()).unwrap();
         assert_eq!(Split::read(dir.path()).unwrap(), s);
