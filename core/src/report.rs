@@ -60,7 +60,9 @@ fn line_chart(title: &str, y_label: &str, points: &[(f64, f64)], color: RGBColor
 fn bar_chart(title: &str, names: &[String], values: &[f64], color: RGBColor) -> Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (520, 300)).into_drawing_area();
+        // Room for one readable label per model.
+        let width = (names.len() as u32 * 100).clamp(520, 1000);
+        let root = SVGBackend::with_string(&mut svg, (width, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let top = values.iter().copied().fold(0.0, f64::max).max(1e-3) * 1.15;
         let n = names.len() as i32;
