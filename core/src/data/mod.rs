@@ -174,12 +174,15 @@ impl PrepareReport {
         events: &[Event],
     ) -> Self {
         let users: HashSet<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+        let dropped = dropped.into_map();
         Self {
             format: format.into(),
             inputs: files.iter().map(|p| p.display().to_string()).collect(),
             rows_in,
-            rows_kept: events.len() as u64,
-            dropped: dropped.into_map(),
+            // What was not dropped was kept, whether a row became one event
+            // (logs) or a whole history (RecBole).
+            rows_kept: rows_in - dropped.values().sum::<u64>(),
+            dropped,
             users: users.len(),
             items: catalog.len(),
             items_without_text: catalog.iter().filter(|c| c.text == c.item_id).count(),

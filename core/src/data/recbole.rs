@@ -119,9 +119,7 @@ pub fn prepare_recbole(inputs: &[PathBuf]) -> Result<Prepared> {
     let mut inputs = vec![train_path, valid_path, test_path, text_path];
     inputs.extend(find(".item2index"));
     inputs.extend(find(".user2index"));
-    let mut report = PrepareReport::new("recbole", &inputs, rows_in, dropped, &catalog, &events);
-    // Rows, not the events expanded from them, are what was kept.
-    report.rows_kept = rows_in - report.dropped.values().sum::<u64>();
+    let report = PrepareReport::new("recbole", &inputs, rows_in, dropped, &catalog, &events);
     Ok(Prepared { catalog, events, report, split: Some(split) })
 }
 
