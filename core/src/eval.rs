@@ -162,6 +162,25 @@ impl Report {
     }
 }
 
+/// One column of a metrics table: header, value, decimals shown.
+pub type Column = (&'static str, fn(&Report) -> f64, usize);
+
+/// The columns of every metrics table (`edgerec eval`'s table on stdout
+/// and the HTML report), in order.
+pub fn columns() -> [Column; 9] {
+    [
+        ("Recall@10", |r| r.all.recall_10, 4),
+        ("Recall@20", |r| r.all.recall_20, 4),
+        ("NDCG@10", |r| r.all.ndcg_10, 4),
+        ("MRR", |r| r.all.mrr, 4),
+        ("coverage@10", |r| r.coverage_10, 3),
+        ("cold Recall@20", |r| r.cold.recall_20, 4),
+        ("cold NDCG@10", |r| r.cold.ndcg_10, 4),
+        ("cases", |r| r.all.cases as f64, 0),
+        ("cold cases", |r| r.cold.cases as f64, 0),
+    ]
+}
+
 /// Ranking metrics of one case from the 1-based ranks of its targets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CaseMetrics {

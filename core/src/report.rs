@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use crate::eval::Report;
+use crate::eval::{Report, columns};
 use crate::train::EpochStats;
 use crate::{Error, Result};
 
@@ -123,20 +123,13 @@ pub fn render(input: &ReportInput) -> Result<String> {
     }
     let mut rows = String::new();
     for (name, r) in input.models {
-        rows += &format!(
-            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.3}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>\n",
-            html_escape(name),
-            r.all.recall_10,
-            r.all.recall_20,
-            r.all.ndcg_10,
-            r.all.mrr,
-            r.coverage_10,
-            r.cold.recall_20,
-            r.cold.ndcg_10,
-            r.all.cases,
-            r.cold.cases
-        );
+        rows += &format!("<tr><td>{}</td>", html_escape(name));
+        for (_, value, decimals) in columns() {
+            rows += &format!("<td>{:.decimals$}</td>", value(r));
+        }
+        rows += "</tr>\n";
     }
+    let headers: String = columns().iter().map(|(h, _, _)| format!("<th>{h}</th>")).collect();
     let figures: String = plots.iter().map(|svg| format!("<figure>{svg}</figure>\n")).collect();
     Ok(format!(
         r#"<!doctype html>
@@ -151,7 +144,7 @@ figure {{ display: inline-block; margin: .5rem; }}
 <h1>edgerec evaluation</h1>
 <p>Data: <code>{data}</code>. Protocol: {protocol}. Full ranking over every catalog item, the user's history removed.
 Cold: cases with targets that have no training event, counting only those targets.</p>
-<table><tr><th>model</th><th>Recall@10</th><th>Recall@20</th><th>NDCG@10</th><th>MRR</th><th>coverage@10</th><th>cold Recall@20</th><th>cold NDCG@10</th><th>cases</th><th>cold cases</th></tr>
+<table><tr><th>model</th>{headers}</tr>
 {rows}</table>
 {figures}</body></html>
 "#,

@@ -442,24 +442,17 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
 /// The metrics of several models as an aligned table.
 pub fn metrics_table(results: &[(String, Report)]) -> String {
     let w = results.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
-    let mut out = format!(
-        "{:<w$}  {:>9}  {:>9}  {:>8}  {:>7}  {:>8}  {:>9}  {:>8}  {:>6}\n",
-        "model", "Recall@10", "Recall@20", "NDCG@10", "MRR", "cover@10", "cold R@20", "cold N@10", "cases"
-    );
-    for (name, r) in results {
-        out += &format!(
-            "{name:<w$}  {:>9.4}  {:>9.4}  {:>8.4}  {:>7.4}  {:>8.3}  {:>9.4}  {:>8.4}  {:>6}\n",
-            r.all.recall_10,
-            r.all.recall_20,
-            r.all.ndcg_10,
-            r.all.mrr,
-            r.coverage_10,
-            r.cold.recall_20,
-            r.cold.ndcg_10,
-            r.all.cases
-        );
+    let mut out = format!("{:<w$}", "model");
+    for (header, _, _) in eval::columns() {
+        out += &format!("  {header:>9}");
     }
-    out
+    for (name, r) in results {
+        out += &format!("\n{name:<w$}");
+        for (header, value, decimals) in eval::columns() {
+            out += &format!("  {:>width$.decimals$}", value(r), width = header.len().max(9));
+        }
+    }
+    out + "\n"
 }
 
 /// `edgerec export`: the split in plain files for peer libraries.
