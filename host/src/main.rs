@@ -63,12 +63,8 @@ enum Command {
         /// A prepared, split data directory.
         #[arg(long)]
         data: PathBuf,
-        /// Pretrained text encoder name (under --encoders) or directory.
-        #[arg(long, default_value = "paraphrase-MiniLM-L3-v2")]
-        model: String,
-        /// Where encoders live.
-        #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
-        encoders: PathBuf,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         /// Bundle directory: models/<name>/<version>.
         #[arg(long)]
         out: PathBuf,
@@ -144,12 +140,8 @@ enum Command {
         /// A directory written by `edgerec prepare`.
         #[arg(long)]
         data: PathBuf,
-        /// Encoder name (under --encoders) or directory.
-        #[arg(long, default_value = "paraphrase-MiniLM-L3-v2")]
-        model: String,
-        /// Where encoders live.
-        #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
-        encoders: PathBuf,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         /// Bundle directory: models/<name>/<version>.
         #[arg(long)]
         out: PathBuf,
@@ -177,6 +169,23 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+/// The pretrained text encoder to use (`index`, `train`).
+#[derive(clap::Args)]
+struct EncoderArgs {
+    /// Encoder name (under --encoders) or directory.
+    #[arg(long, default_value = "paraphrase-MiniLM-L3-v2")]
+    model: String,
+    /// Where encoders live.
+    #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
+    encoders: PathBuf,
+}
+
+impl EncoderArgs {
+    fn dir(&self) -> Result<PathBuf> {
+        commands::encoder_dir(&self.model, &self.encoders)
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -214,8 +223,7 @@ fn main() -> Result<()> {
         }
         Command::Train {
             data,
-            model,
-            encoders,
+            encoder,
             out,
             dims,
             epochs,
@@ -247,8 +255,7 @@ fn main() -> Result<()> {
                 seed,
                 max_examples_per_epoch,
             };
-            let dir = commands::encoder_dir(&model, &encoders)?;
-            commands::train(&data, &dir, &out, &config)?;
+            commands::train(&data, &encoder.dir()?, &out, &config)?;
         }
         Command::Eval { data, model, encoders, json, external, recent_days, report } => {
             let report = report.unwrap_or_else(|| data.join("eval").join("report.html"));
@@ -263,10 +270,9 @@ fn main() -> Result<()> {
             })?;
         }
         Command::Export { data, out } => commands::export(&data, &out)?,
-        Command::Index { data, model, encoders, out, batch_size } => {
+        Command::Index { data, encoder, out, batch_size } => {
             commands::bundle_name_version(&out)?; // cheap argument checks before loading anything
-            let dir = commands::encoder_dir(&model, &encoders)?;
-            commands::index(&data, &dir, &out, batch_size)?;
+            commands::index(&data, &encoder.dir()?, &out, batch_size)?;
         }
         Command::Verify { bundle } => {
             let m = edgerec_core::bundle::Manifest::verify(&bundle)?;
