@@ -187,6 +187,138 @@ pub struct HealthResponse {
     pub models: Vec<ModelRef>,
 }
 
+/// `POST /api/search` request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// What the shopper typed; must contain a non-space character.
+    pub query: String,
+    /// Honoured only by the private host, which looks the history up itself.
+    pub user_id: Option<String>,
+    /// Item ids the shopper interacted with, oldest first; personalizes the ranking.
+    pub history: Option<Vec<String>>,
+    /// Number of items to return (1..=200, default 10).
+    pub k: Option<i64>,
+}
+
+/// `POST /api/search` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Ranked items, best first.
+    pub items: Vec<ScoredItem>,
+    /// Whether the query was longer than the encoder's window and was cut.
+    pub truncated: bool,
+    /// Ids from `history` that the catalog does not know.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unknown: Vec<String>,
+    /// The bundle that produced the ranking.
+    pub model: ModelRef,
+}
+
+/// Most ads one `POST /api/ads/score` may score.
+pub const MAX_ADS: usize = 100;
+
+/// One ad copy to score.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdCopy {
+    /// The caller's id of the copy, echoed back.
+    pub id: String,
+    /// The copy's text (headline).
+    pub text: String,
+}
+
+/// `POST /api/ads/score` request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdsRequest {
+    /// 1..=100 ad copies.
+    pub ads: Vec<AdCopy>,
+    /// Honoured only by the private host.
+    pub user_id: Option<String>,
+    /// Item ids the shopper interacted with, oldest first.
+    pub history: Option<Vec<String>>,
+    /// The shopper's current search, if any.
+    pub query: Option<String>,
+}
+
+/// One scored ad.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdScore {
+    /// The caller's id.
+    pub id: String,
+    /// Predicted click probability, in [0, 1].
+    pub score: f32,
+    /// Whether the copy was longer than the encoder's window and was cut.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub truncated: bool,
+}
+
+/// `POST /api/ads/score` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdsResponse {
+    /// Best first.
+    pub ads: Vec<AdScore>,
+    /// The ad model that scored them.
+    pub model: ModelRef,
+}
+
+/// Most new items one `POST /api/items/cold-start` may carry.
+pub const MAX_NEW_ITEMS: usize = 1000;
+
+/// A product nobody has interacted with yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    /// Catalog id.
+    pub item_id: String,
+    /// Display title.
+    pub title: String,
+    /// Longer text, if any.
+    pub description: Option<String>,
+    /// Category path or name, if any.
+    pub category: Option<String>,
+    /// Price, if known (non-negative).
+    pub price: Option<f64>,
+}
+
+/// `POST /api/items/cold-start` request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStartRequest {
+    /// 1..=1000 new items.
+    pub items: Vec<NewItem>,
+}
+
+/// A warm catalog item close to a new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbor {
+    /// Catalog id.
+    pub item_id: String,
+    /// Cosine similarity in the towers' space.
+    pub score: f32,
+}
+
+/// What happened to one new item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColdStartItem {
+    /// The new item's id.
+    pub item_id: String,
+    /// Its nearest warm items, best first.
+    pub neighbors: Vec<Neighbor>,
+    /// Whether it was stored, so `/api/recommend` can now return it.
+    pub indexed: bool,
+}
+
+/// `POST /api/items/cold-start` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColdStartResponse {
+    /// One entry per request item, in request order.
+    pub items: Vec<ColdStartItem>,
+    /// The bundle whose towers embedded them.
+    pub model: ModelRef,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

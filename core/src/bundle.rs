@@ -19,6 +19,8 @@ use crate::{Error, Result};
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the binary item index inside a bundle.
 pub const ITEMS_FILE: &str = "items.bin";
+/// File name of the ad-click model inside an ad bundle.
+pub const AD_MODEL_FILE: &str = "ad_model.bin";
 /// Bundle layout version written by this crate.
 pub const BUNDLE_FORMAT: u32 = 1;
 
@@ -103,10 +105,11 @@ impl Manifest {
     /// A mismatch is refused with the name of the file.
     pub fn verify(dir: &Path) -> Result<Self> {
         let manifest = Self::read(dir)?;
-        if !manifest.files.contains_key(ITEMS_FILE) {
+        // A catalog bundle has an item index; an ad bundle has its ad model.
+        if !manifest.files.contains_key(ITEMS_FILE) && !manifest.files.contains_key(AD_MODEL_FILE) {
             return Err(Error::InvalidBundle {
                 bundle: dir.to_path_buf(),
-                reason: format!("manifest.json does not list `{ITEMS_FILE}`"),
+                reason: format!("manifest.json lists neither `{ITEMS_FILE}` nor `{AD_MODEL_FILE}`"),
             });
         }
         for (file, expected) in &manifest.files {

@@ -8,7 +8,7 @@
 //! The model is loaded, typed and optimized once ([`Encoder::load`]); each
 //! call to [`Encoder::encode_batch`] only runs the optimized plan.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,19 @@ pub struct Encoder {
     inputs: Vec<ModelInput>,
 }
 
+/// A tokenized batch, padded to its longest text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokens {
+    /// Texts in the batch.
+    pub batch: usize,
+    /// Tokens per text after padding.
+    pub seq: usize,
+    ids: Vec<i64>,
+    mask: Vec<i64>,
+    /// Per text: whether it was longer than the window and was cut.
+    pub truncated: Vec<bool>,
+}
+
 /// What each input of the ONNX graph expects, in graph order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ModelInput {
@@ -91,35 +104,74 @@ impl std::fmt::Debug for Encoder {
     }
 }
 
+/// Reads a file and checks its sha256.
+fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != expected {
+        return Err(Error::Encoder(format!(
+            "{} has sha256 {actual}, encoder.json expects {expected}; run scripts/setup again",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// What each graph input is, from its name.
+fn model_inputs<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<ModelInput>> {
+    names
+        .map(|name| match name {
+            "input_ids" => Ok(ModelInput::Ids),
+            "attention_mask" => Ok(ModelInput::Mask),
+            "token_type_ids" => Ok(ModelInput::TokenTypes),
+            other => Err(Error::Encoder(format!(
+                "unexpected model input `{other}`; expected input_ids, attention_mask and optionally token_type_ids"
+            ))),
+        })
+        .collect()
+}
+
 fn encoder_err(context: &str) -> impl Fn(TractError) -> Error + '_ {
     move |e| Error::Encoder(format!("{context}: {e:#}"))
 }
 
 impl Encoder {
-    /// Loads `dir/encoder.json` and the files it names, checking the ONNX
+    /// Loads `dir/encoder.json` and the files it names, checking each
     /// file's sha256.
     pub fn load(dir: &Path) -> Result<Self> {
         let config = EncoderConfig::read(dir)?;
-        let read = |name: &str| -> Result<(PathBuf, Vec<u8>)> {
-            let path = dir.join(name);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            Ok((path, bytes))
-        };
-        let (onnx_path, onnx) = read(&config.onnx)?;
-        let actual = sha256_hex(&onnx);
-        if actual != config.onnx_sha256 {
-            return Err(Error::Encoder(format!(
-                "{} has sha256 {actual}, encoder.json expects {}; run scripts/setup again",
-                onnx_path.display(),
-                config.onnx_sha256
-            )));
-        }
-        let (_, tokenizer) = read(&config.tokenizer)?;
+        let tokenizer_path = dir.join(&config.tokenizer);
+        let tokenizer = std::fs::read(&tokenizer_path).map_err(|e| Error::io(&tokenizer_path, e))?;
+        let onnx = read_checked(&dir.join(&config.onnx), &config.onnx_sha256)?;
         Self::from_parts(config, &onnx, &tokenizer)
     }
 
     /// Builds an encoder from in-memory model and tokenizer bytes.
     pub fn from_parts(config: EncoderConfig, onnx: &[u8], tokenizer_json: &[u8]) -> Result<Self> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(onnx))
+            .map_err(encoder_err("reading the ONNX model"))?;
+        // The ONNX graph declares its inputs as i64 [batch, sequence] with
+        // named symbolic dims; keeping those names lets tract unify them
+        // with the shapes used inside the graph (e.g. position ids).
+        let outlets = model.input_outlets().map_err(encoder_err("reading the inputs"))?;
+        let inputs = model_inputs(outlets.iter().map(|o| model.node(o.node).name.as_str()))?;
+        let plan = model
+            .with_outputs_by_name([config.token_embeddings_output.as_str()])
+            .map_err(encoder_err("selecting the token-embeddings output"))?
+            .into_optimized()
+            .map_err(encoder_err("optimizing the model"))?
+            .into_runnable()
+            .map_err(encoder_err("planning the model"))?;
+        Self::assemble(config, tokenizer_json, plan, inputs)
+    }
+
+    fn assemble(
+        config: EncoderConfig,
+        tokenizer_json: &[u8],
+        plan: Arc<TypedRunnableModel>,
+        inputs: Vec<ModelInput>,
+    ) -> Result<Self> {
         let mut tokenizer =
             Tokenizer::from_bytes(tokenizer_json).map_err(|e| Error::Encoder(format!("tokenizer.json: {e}")))?;
         // The packaged tokenizer pads every input to 128 tokens; we pad per
@@ -128,33 +180,6 @@ impl Encoder {
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams { max_length: config.max_tokens, ..Default::default() }))
             .map_err(|e| Error::Encoder(format!("tokenizer truncation: {e}")))?;
-
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(onnx))
-            .map_err(encoder_err("reading the ONNX model"))?;
-        // The ONNX graph declares its inputs as i64 [batch, sequence] with
-        // named symbolic dims; keeping those names lets tract unify them
-        // with the shapes used inside the graph (e.g. position ids).
-        let mut inputs = Vec::new();
-        for outlet in model.input_outlets().map_err(encoder_err("reading the inputs"))? {
-            inputs.push(match model.node(outlet.node).name.as_str() {
-                "input_ids" => ModelInput::Ids,
-                "attention_mask" => ModelInput::Mask,
-                "token_type_ids" => ModelInput::TokenTypes,
-                other => {
-                    return Err(Error::Encoder(format!(
-                        "unexpected model input `{other}`; expected input_ids, attention_mask and optionally token_type_ids"
-                    )));
-                }
-            });
-        }
-        let plan = model
-            .with_outputs_by_name([config.token_embeddings_output.as_str()])
-            .map_err(encoder_err("selecting the token-embeddings output"))?
-            .into_optimized()
-            .map_err(encoder_err("optimizing the model"))?
-            .into_runnable()
-            .map_err(encoder_err("planning the model"))?;
         Ok(Self { config, tokenizer: Arc::new(tokenizer), plan, inputs })
     }
 
@@ -176,12 +201,18 @@ impl Encoder {
     /// Embeds a batch of texts: padded to the longest, mean-pooled over the
     /// real tokens, L2-normalized.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
+        self.embed(&self.tokenize(texts)?)
+    }
+
+    /// Tokenizes a batch (the first half of [`Encoder::encode_batch`]),
+    /// cutting each text to the model's window.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Tokens> {
+        // One text at a time: `Tokenizer::encode_batch` goes through rayon,
+        // which a single-threaded WebAssembly instance does not have.
+        let encodings = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(*t, true))
+            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Encoder(format!("tokenizing: {e}")))?;
         let batch = texts.len();
         let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
@@ -192,6 +223,18 @@ impl Encoder {
                 ids[row * seq + col] = i64::from(id);
                 mask[row * seq + col] = i64::from(m);
             }
+        }
+        let truncated = encodings.iter().map(|e| !e.get_overflowing().is_empty()).collect();
+        Ok(Tokens { batch, seq, ids, mask, truncated })
+    }
+
+    /// Runs the model on tokenized texts (the second half of
+    /// [`Encoder::encode_batch`]).
+    pub fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>> {
+        let Tokens { batch, seq, ids, mask, .. } = tokens;
+        let (batch, seq) = (*batch, *seq);
+        if batch == 0 {
+            return Ok(Vec::new());
         }
         let to_tensor = |v: Vec<i64>| {
             tract_ndarray::Array2::from_shape_vec((batch, seq), v)

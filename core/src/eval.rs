@@ -453,6 +453,44 @@ impl Scorer for Embeddings {
     }
 }
 
+/// Another scorer with `boost` added to the items in `new` (items without
+/// training events): the exploration boost of `/api/recommend` for items
+/// from `/api/items/cold-start`.
+pub struct Boosted<S> {
+    /// The model being boosted.
+    pub inner: S,
+    /// `new[i]`: item `i` gets the boost.
+    pub new: Vec<bool>,
+    /// Added to their scores.
+    pub boost: f32,
+}
+
+impl<S: Scorer> Scorer for Boosted<S> {
+    fn score(&self, case: usize, history: &[ItemIdx], out: &mut [f32]) {
+        self.inner.score(case, history, out);
+        for (o, &n) in out.iter_mut().zip(&self.new) {
+            if n {
+                *o += self.boost;
+            }
+        }
+    }
+}
+
+/// Uniformly random scores, seeded per case: the floor every model must clear.
+pub struct Random {
+    /// Seed of the whole run.
+    pub seed: u64,
+}
+
+impl Scorer for Random {
+    fn score(&self, case: usize, _: &[ItemIdx], out: &mut [f32]) {
+        use rand::{Rng, SeedableRng};
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ (case as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        out.iter_mut().for_each(|o| *o = rng.random());
+    }
+}
+
 /// Scores computed elsewhere (a peer library): a row-major `cases × items`
 /// matrix of little-endian f32 in test-case and catalog order.
 pub struct ScoreMatrix {
@@ -570,6 +608,26 @@ mod tests {
         fn score(&self, case: usize, _: &[ItemIdx], out: &mut [f32]) {
             out.copy_from_slice(&self.0[case]);
         }
+    }
+
+    #[test]
+    fn a_boost_lifts_new_items_and_random_is_seeded() {
+        struct Flat;
+        impl Scorer for Flat {
+            fn score(&self, _: usize, _: &[ItemIdx], out: &mut [f32]) {
+                out.fill(0.5);
+            }
+        }
+        let boosted = Boosted { inner: Flat, new: vec![false, true, false], boost: 0.25 };
+        let mut out = [0f32; 3];
+        boosted.score(0, &[], &mut out);
+        assert_eq!(out, [0.5, 0.75, 0.5]);
+        let (mut a, mut b, mut c) = ([0f32; 50], [0f32; 50], [0f32; 50]);
+        Random { seed: 1 }.score(3, &[], &mut a);
+        Random { seed: 1 }.score(3, &[], &mut b);
+        Random { seed: 1 }.score(4, &[], &mut c);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
     }
 
     #[test]

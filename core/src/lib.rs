@@ -7,14 +7,17 @@
 //!
 //! | module | feature | used by |
 //! |---|---|---|
-//! | [`api`], [`bundle`], [`index`], [`score`], [`recommend`] | always | functions, host |
+//! | [`api`], [`bundle`], [`index`], [`score`], [`recommend`], [`search`], [`ads`], [`coldstart`] | always | functions, host |
 //! | [`encoder`] (tract + tokenizers) | `encoder` | host (`edgerec index`), request-time encoding |
 //! | [`tower`] (user/item towers at serving time) | always | functions, evaluation |
 //! | [`data`] (ingest, splits), [`eval`] (metrics, baselines) | `data` | host (`edgerec prepare/split/eval`) |
 //! | [`train`] (candle two-tower fine-tuning), [`report`] (HTML) | `train` | host (`edgerec train/eval`) |
+//! | `ads::fit` (Upworthy A/B tests: split, fit, metrics), `search::eval` (Home Depot) | `data` | host (`edgerec train-ads`, `eval-search`) |
 
+pub mod ads;
 pub mod api;
 pub mod bundle;
+pub mod coldstart;
 #[cfg(feature = "data")]
 pub mod data;
 #[cfg(feature = "encoder")]
@@ -27,6 +30,7 @@ pub mod recommend;
 #[cfg(feature = "train")]
 pub mod report;
 pub mod score;
+pub mod search;
 pub mod tower;
 #[cfg(feature = "train")]
 pub mod train;

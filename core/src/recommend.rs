@@ -7,6 +7,7 @@
 //! with no known item falls back to the most popular items.
 
 use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
+use crate::coldstart::StoredItem;
 use crate::index::ItemIndex;
 use crate::score::top_k;
 use crate::tower::UserTower;
@@ -50,8 +51,42 @@ pub struct Recommendations {
     pub unknown: Vec<String>,
 }
 
+/// The catalog positions of `history` and the ids the catalog does not know
+/// (each once, in order of first appearance).
+pub fn resolve(index: &ItemIndex, ids: &[String]) -> (Vec<usize>, Vec<String>) {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut known = Vec::new();
+    for id in ids {
+        match index.find(id) {
+            Some(i) => known.push(i),
+            None if !unknown.contains(id) => unknown.push(id.clone()),
+            None => {}
+        }
+    }
+    (known, unknown)
+}
+
+/// The user vector of a resolved history (`None` when it is empty).
+pub fn user_vector(index: &ItemIndex, tower: &UserTower, history: &[usize]) -> Option<Vec<f32>> {
+    tower.user_vector(history, |i, row| row.copy_from_slice(&index.embedding(i)))
+}
+
 /// Ranks the catalog for `query` with the bundle's user tower.
 pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -> Recommendations {
+    recommend_with_new(index, tower, query, &[], 0.0)
+}
+
+/// Like [`recommend`], with new items (from `/api/items/cold-start`) ranked
+/// next to the catalog: by the same similarity to the user vector, plus
+/// `boost` so that items without any history get shown. New items need a
+/// user vector; the popularity fallback has no signal about them.
+pub fn recommend_with_new(
+    index: &ItemIndex,
+    tower: &UserTower,
+    query: &RecommendQuery,
+    new_items: &[StoredItem],
+    boost: f32,
+) -> Recommendations {
     let mut unknown: Vec<String> = Vec::new();
     let mut resolve = |id: &String| {
         let found = index.find(id);
@@ -75,9 +110,29 @@ pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -
 
     let user = tower.user_vector(&history, |i, row| row.copy_from_slice(&index.embedding(i)));
     let items = match user {
-        Some(user) => by_similarity(index, &user, &history, &allowed, query.k),
+        Some(user) => {
+            let mut items = by_similarity(index, &user, &history, &allowed, query.k);
+            let blocked = |id: &str| {
+                query.exclude.iter().any(|e| e == id)
+                    || (query.exclude_history && query.history.iter().any(|h| h == id))
+                    || index.find(id).is_some()
+            };
+            let fresh = new_items.iter().filter(|n| n.vector.len() == user.len() && !blocked(&n.item_id));
+            items.extend(fresh.map(|n| ScoredItem {
+                item_id: n.item_id.clone(),
+                title: n.title.clone(),
+                score: crate::score::dot(&user, &n.vector) + boost,
+                reason: Some("new item".into()),
+            }));
+            // Stable: among equal scores catalog items (ranked first) stay first.
+            items.sort_by(|a, b| b.score.total_cmp(&a.score));
+            items.truncate(query.k);
+            items
+        }
         None => by_popularity(index, &allowed, query.k),
     };
+    // History ids that name a new item are not unknown.
+    unknown.retain(|id| !new_items.iter().any(|n| &n.item_id == id));
     Recommendations { items, unknown }
 }
 
@@ -192,6 +247,30 @@ mod tests {
         assert_eq!(r.unknown, ["x"]);
         q.exclude_history = false;
         assert_eq!(ids(&recommend(&index(), &UserTower::recency(2, 50), &q)), ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn new_items_rank_by_similarity_plus_boost() {
+        let new = |id: &str, angle: f32| StoredItem {
+            item_id: id.into(),
+            title: format!("new {id}"),
+            vector: vec![angle.cos(), angle.sin()],
+            model: crate::api::ModelRef { name: "t".into(), version: "1".into() },
+        };
+        let fresh = [new("n-near-a", 0.05), new("n-near-c", 1.55)];
+        let tower = UserTower::recency(2, 50);
+        // History "a": n-near-a is closer than b (angle 0.2) even without a boost.
+        let r = recommend_with_new(&index(), &tower, &query(&["a"], 3), &fresh, 0.0);
+        assert_eq!(ids(&r), ["n-near-a", "b", "c"]);
+        assert_eq!(r.items[0].reason.as_deref(), Some("new item"));
+        // A boost lifts the far new item above warm ones.
+        let r = recommend_with_new(&index(), &tower, &query(&["a"], 3), &fresh, 1.0);
+        assert_eq!(ids(&r), ["n-near-a", "n-near-c", "b"]);
+        // Excluded new items stay out; no history, no new items.
+        let mut q = query(&["a"], 3);
+        q.exclude = vec!["n-near-a".into()];
+        assert!(!ids(&recommend_with_new(&index(), &tower, &q, &fresh, 0.0)).contains(&"n-near-a"));
+        assert_eq!(ids(&recommend_with_new(&index(), &tower, &query(&[], 2), &fresh, 1.0)), ["c", "d"]);
     }
 
     #[test]

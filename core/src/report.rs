@@ -153,6 +153,80 @@ Cold: cases with targets that have no training event, counting only those target
     ))
 }
 
+/// The ad-click report: a table of metrics per model and a reliability
+/// diagram (predicted vs observed CTR per decile of impressions).
+pub fn render_ads(data: &str, models: &[(String, crate::ads::fit::AdMetrics)]) -> Result<String> {
+    let colors = [RGBColor(40, 90, 200), RGBColor(200, 80, 40), RGBColor(60, 150, 90), RGBColor(150, 90, 160)];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let top = models
+            .iter()
+            .flat_map(|(_, m)| m.calibration.iter().flat_map(|b| [b.predicted, b.observed]))
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Calibration: observed vs predicted CTR (deciles of impressions)", ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..top, 0f64..top)
+            .map_err(plot_err)?;
+        chart.configure_mesh().x_desc("predicted CTR").y_desc("observed CTR").draw().map_err(plot_err)?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (top, top)], BLACK.mix(0.3))).map_err(plot_err)?;
+        for (i, (name, m)) in models.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            let points: Vec<(f64, f64)> = m.calibration.iter().map(|b| (b.predicted, b.observed)).collect();
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    let mut rows = String::new();
+    for (name, m) in models {
+        rows += &format!(
+            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.5}</td><td>{:.5}</td><td>{}</td></tr>\n",
+            html_escape(name),
+            m.pairwise_accuracy,
+            m.auc,
+            m.log_loss,
+            m.calibration_error,
+            m.pairs
+        );
+    }
+    Ok(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgerec ad scoring: {data}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+</style></head><body>
+<h1>edgerec ad scoring</h1>
+<p>Data: <code>{data}</code>, held-out tests. Pairwise: within-test pairs of different headlines, weighted by impressions.
+AUC: a click's copy vs an unclicked impression's copy. Calibration error: impression-weighted |predicted − observed| over deciles.</p>
+<table><tr><th>model</th><th>pairwise accuracy</th><th>AUC</th><th>log loss</th><th>calibration error</th><th>pairs</th></tr>
+{rows}</table>
+<figure>{svg}</figure>
+</body></html>
+"#,
+        data = html_escape(data),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +253,21 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), 5);
         assert!(html.contains("two-tower &lt;new&gt;") && html.contains("<td>0.3000</td>"));
         assert!(html.contains("Training loss"));
+    }
+
+    #[test]
+    fn the_ad_report_has_the_table_and_the_reliability_diagram() {
+        use crate::ads::fit::{AdMetrics, CalibrationBin};
+        let m = AdMetrics {
+            pairwise_accuracy: 0.55,
+            pairs: 10,
+            auc: 0.6,
+            log_loss: 0.08,
+            calibration_error: 0.001,
+            calibration: vec![CalibrationBin { predicted: 0.01, observed: 0.012, impressions: 100.0 }],
+        };
+        let html = render_ads("u", &[("ours".into(), m)]).unwrap();
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(html.contains("<td>0.5500</td>") && html.contains("predicted CTR"));
     }
 }
