@@ -10,9 +10,10 @@ use edgerec_core::data::split::{Protocol, SPLIT_DIR, Split};
 use edgerec_core::data::{self, CatalogItem, Prepared};
 use edgerec_core::encoder::Encoder;
 use edgerec_core::eval::{
-    self, Dataset, Embeddings, ItemKnn, Popularity, RecentPopularity, Report, ScoreMatrix, Scorer,
+    self, Boosted, Dataset, Embeddings, ItemKnn, Popularity, Random, RecentPopularity, Report, ScoreMatrix, Scorer,
 };
 use edgerec_core::index::{IndexItem, ItemIndex};
+use edgerec_core::search::{BM25_FILE, Bm25};
 use edgerec_core::tower::{ITEM_TOWER_FILE, MAX_HISTORY, USER_TOWER_FILE, UserTower};
 use edgerec_core::train::{self, EpochStats, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,60 +84,64 @@ pub fn split(data_dir: &Path, protocol: Protocol) -> Result<Split> {
     Ok(split)
 }
 
-/// Pretrained text embeddings of the catalog, cached in
-/// `DATA/embeddings/<encoder>.f32` (keyed by the encoder's and the
-/// catalog texts' sha256, so a changed catalog or model re-encodes).
+/// Pretrained text embeddings of `texts`, cached in
+/// `CACHE/embeddings/<name>.<encoder>.f32` (keyed by the encoder's and the
+/// texts' sha256, so changed texts or a changed model re-encode).
 pub fn text_embeddings(
-    data_dir: &Path,
-    catalog: &[CatalogItem],
+    cache_dir: &Path,
+    name: &str,
+    texts: &[&str],
     encoder_dir: &Path,
     batch_size: usize,
 ) -> Result<(Vec<f32>, EncoderInfo)> {
     let config = edgerec_core::encoder::EncoderConfig::read(encoder_dir)?;
     let mut hasher = sha2::Sha256::new();
     use sha2::Digest;
-    for c in catalog {
-        hasher.update(c.text.as_bytes());
+    for text in texts {
+        hasher.update(text.as_bytes());
         hasher.update([0u8]);
     }
     let key = format!("{}-{}", config.onnx_sha256, hex::encode(hasher.finalize()));
-    let dir = data_dir.join("embeddings");
-    let cache = dir.join(format!("{}.f32", config.name));
-    let key_file = dir.join(format!("{}.key", config.name));
+    let dir = cache_dir.join("embeddings");
+    let cache = dir.join(format!("{name}.{}.f32", config.name));
+    let key_file = dir.join(format!("{name}.{}.key", config.name));
     if std::fs::read_to_string(&key_file).is_ok_and(|k| k.trim() == key)
         && let Ok(bytes) = std::fs::read(&cache)
-        && bytes.len() == catalog.len() * config.dims * 4
+        && bytes.len() == texts.len() * config.dims * 4
     {
         let values = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         return Ok((values, config.info()));
     }
     let started = Instant::now();
     let encoder = Encoder::load(encoder_dir)?;
-    let bar = ProgressBar::new(catalog.len() as u64).with_style(
-        ProgressStyle::with_template("encoding {bar:40} {pos}/{len} items  {per_sec}  eta {eta}")
+    let bar = ProgressBar::new(texts.len() as u64).with_style(
+        ProgressStyle::with_template("encoding {bar:40} {pos}/{len} texts  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut values = Vec::with_capacity(catalog.len() * config.dims);
-    for chunk in catalog.chunks(batch_size.max(1)) {
-        let texts: Vec<&str> = chunk.iter().map(|c| c.text.as_str()).collect();
-        for embedding in encoder.encode_batch(&texts)? {
+    let mut values = Vec::with_capacity(texts.len() * config.dims);
+    for chunk in texts.chunks(batch_size.max(1)) {
+        for embedding in encoder.encode_batch(chunk)? {
             values.extend(embedding);
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     println!(
-        "encoded {} items with {} in {:.1?} ({:.0} items/s)",
-        catalog.len(),
+        "encoded {} {name} with {} in {:.1?} ({:.0}/s)",
+        texts.len(),
         config.name,
         started.elapsed(),
-        catalog.len() as f64 / started.elapsed().as_secs_f64()
+        texts.len() as f64 / started.elapsed().as_secs_f64()
     );
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&cache, bytes).with_context(|| format!("writing {}", cache.display()))?;
     std::fs::write(&key_file, key).with_context(|| format!("writing {}", key_file.display()))?;
     Ok((values, encoder.info()))
+}
+
+fn catalog_texts(catalog: &[CatalogItem]) -> Vec<&str> {
+    catalog.iter().map(|c| c.text.as_str()).collect()
 }
 
 /// Resolves `--model`: a directory holding `encoder.json`, or a name under
@@ -152,6 +157,14 @@ pub fn encoder_dir(model: &str, encoders_dir: &Path) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// The BM25 index of `/api/search` over the titles of `items.bin`,
+/// numbered like it.
+fn title_index(items_bin: &[u8]) -> Result<Vec<u8>> {
+    let index = ItemIndex::from_bytes(items_bin)?;
+    let titles: Vec<&str> = (0..index.len()).map(|i| index.title(i)).collect();
+    Ok(Bm25::build(&titles).to_bytes())
 }
 
 /// Splits `models/<name>/<version>` into name and version.
@@ -172,11 +185,11 @@ pub fn index(data_dir: &Path, encoder_dir: &Path, out: &Path, batch_size: usize)
     if catalog.is_empty() {
         bail!("--data {}: the catalog is empty; nothing to index", data_dir.display());
     }
-    let (text, info) = text_embeddings(data_dir, &catalog, encoder_dir, batch_size)?;
+    let (text, info) = text_embeddings(data_dir, "catalog", &catalog_texts(&catalog), encoder_dir, batch_size)?;
     let items = index_items(&catalog, &events, &text, info.dims);
     let bytes = ItemIndex::encode(&items)?;
     let manifest = new_manifest(name, version, info.dims, info, items.len());
-    write_bundle(out, manifest, &[(ITEMS_FILE, &bytes)])?;
+    write_bundle(out, manifest, &[(ITEMS_FILE, &bytes), (BM25_FILE, &title_index(&bytes)?)])?;
     let manifest = Manifest::verify(out)?;
     println!(
         "bundle {} {} at {}: {} items, {} ({} dims), {:.1} MB",
@@ -205,7 +218,7 @@ fn index_items(catalog: &[CatalogItem], events: &[data::Event], vectors: &[f32],
         .collect()
 }
 
-fn new_manifest(name: String, version: String, dims: usize, encoder: EncoderInfo, items: usize) -> Manifest {
+pub(crate) fn new_manifest(name: String, version: String, dims: usize, encoder: EncoderInfo, items: usize) -> Manifest {
     Manifest {
         format: BUNDLE_FORMAT,
         name,
@@ -244,7 +257,7 @@ pub fn train(data_dir: &Path, encoder_dir: &Path, out: &Path, config: &TrainConf
     let (name, version) = bundle_name_version(out)?;
     let dataset = Dataset::load(data_dir)?;
     let events = data::read_events(data_dir)?;
-    let (text, info) = text_embeddings(data_dir, &dataset.catalog, encoder_dir, 32)?;
+    let (text, info) = text_embeddings(data_dir, "catalog", &catalog_texts(&dataset.catalog), encoder_dir, 32)?;
     println!("{}", dataset.split.table());
 
     let bar = ProgressBar::new(0).with_style(
@@ -309,6 +322,7 @@ pub fn train(data_dir: &Path, encoder_dir: &Path, out: &Path, config: &TrainConf
         manifest,
         &[
             (ITEMS_FILE, &items_bytes),
+            (BM25_FILE, &title_index(&items_bytes)?),
             (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
             (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
             (METRICS_FILE, &metrics_bytes),
@@ -355,6 +369,10 @@ pub struct EvalOptions<'a> {
     pub report: &'a Path,
     /// Print JSON on stdout (the table goes to stderr).
     pub json: bool,
+    /// Exploration boosts for new items to evaluate on top of the bundle.
+    pub new_item_boosts: &'a [f32],
+    /// Evaluate on the validation cases (to choose settings) instead of the test cases.
+    pub validation: bool,
 }
 
 /// `edgerec eval`: test metrics of the bundle, the baselines and any peers.
@@ -377,9 +395,10 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
     let trained = manifest.files.contains_key(USER_TOWER_FILE);
     let bundle_name = if trained { "two-tower".to_string() } else { format!("{}/{}", manifest.name, manifest.version) };
     let encoder_dir = encoder_dir(&manifest.encoder.name, opts.encoders)?;
-    let (text, info) = text_embeddings(opts.data, &dataset.catalog, &encoder_dir, 32)?;
+    let (text, info) = text_embeddings(opts.data, "catalog", &catalog_texts(&dataset.catalog), &encoder_dir, 32)?;
 
     let mut models: Vec<(String, Box<dyn Scorer>)> = vec![
+        ("random".into(), Box::new(Random { seed: 7 })),
         ("popularity".into(), Box::new(Popularity::fit(&dataset))),
         ("recent-popularity".into(), Box::new(RecentPopularity::fit(&dataset, opts.recent_days))),
         ("item-knn".into(), Box::new(ItemKnn::fit(&dataset, 100))),
@@ -388,12 +407,21 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
     for (name, path) in opts.external {
         models.push((name.clone(), Box::new(ScoreMatrix::read(path, dataset.test.len(), dataset.items())?)));
     }
+    for &boost in opts.new_item_boosts {
+        let inner = Embeddings { items: bundle_vectors.clone(), tower: tower.clone() };
+        let boosted = Boosted { inner, new: dataset.cold.clone(), boost };
+        models.push((format!("{bundle_name} +{boost} new"), Box::new(boosted)));
+    }
     models.push((bundle_name, Box::new(Embeddings { items: bundle_vectors, tower })));
 
+    let cases = if opts.validation { &dataset.valid } else { &dataset.test };
+    if opts.validation && !opts.external.is_empty() {
+        bail!("--external scores cover the test cases; leave out --validation");
+    }
     let mut results = Vec::new();
     for (name, scorer) in &models {
         let started = Instant::now();
-        let report = eval::evaluate(scorer.as_ref(), &dataset.test, &dataset.cold);
+        let report = eval::evaluate(scorer.as_ref(), cases, &dataset.cold);
         tracing::debug!("{name}: evaluated in {:.1?}", started.elapsed());
         results.push((name.clone(), report));
     }
@@ -416,8 +444,13 @@ pub fn eval(opts: &EvalOptions) -> Result<Vec<(String, Report)>> {
         .then(|| std::fs::read(opts.model.join(METRICS_FILE)).ok())
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let protocol =
-        format!("{} ({}), {} test cases", dataset.split.meta.by, dataset.split.meta.source, dataset.test.len());
+    let protocol = format!(
+        "{} ({}), {} {} cases",
+        dataset.split.meta.by,
+        dataset.split.meta.source,
+        cases.len(),
+        if opts.validation { "validation" } else { "test" }
+    );
     let html = edgerec_core::report::render(&edgerec_core::report::ReportInput {
         data: &opts.data.display().to_string(),
         protocol: &protocol,

@@ -11,6 +11,7 @@ use edgerec_core::data::split::Protocol;
 use edgerec_core::train::TrainConfig;
 use edgerec_host::commands::{self, Format};
 use edgerec_host::server::{HostConfig, Server, Zone};
+use edgerec_host::text_tasks;
 
 /// Training allocates and frees tens of megabytes of tensors per step;
 /// glibc's malloc returns such blocks to the kernel each time (mmap), and
@@ -125,6 +126,67 @@ enum Command {
         /// HTML report (default DATA/eval/report.html; metrics JSON beside it).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also evaluate the bundle with these boosts added to new items
+        /// (no training events), e.g. `0.02,0.05,0.1`: the exploration
+        /// boost of /api/recommend for cold-started items.
+        #[arg(long, value_delimiter = ',')]
+        new_item_boost: Vec<f32>,
+        /// Score the validation cases instead of the test cases (to choose settings such as the boost).
+        #[arg(long)]
+        validation: bool,
+    },
+    /// Search relevance: nDCG@10 of BM25, semantic and hybrid ranking on
+    /// graded judgments (Home Depot), on held-out queries.
+    EvalSearch {
+        /// The judgments CSV (`product_uid, product_title, search_term, relevance`; .gz ok).
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        encoder: EncoderArgs,
+        /// Where embeddings are cached.
+        #[arg(long, default_value = ".edgerec/work/search")]
+        work: PathBuf,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fit the ad-click model on headline A/B tests (Upworthy) and write an ad bundle.
+    TrainAds {
+        /// The Upworthy CSV (`clickability_test_id, headline, impressions, clicks`; .gz ok).
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        encoder: EncoderArgs,
+        /// Bundle directory: models/<name>/<version>.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where embeddings and the exported split (variants.csv) go.
+        #[arg(long, default_value = ".edgerec/work/ads")]
+        work: PathBuf,
+    },
+    /// Held-out metrics of an ad bundle against baselines and peers.
+    EvalAds {
+        /// The Upworthy CSV.
+        #[arg(long)]
+        data: PathBuf,
+        /// The ad bundle.
+        #[arg(long)]
+        model: PathBuf,
+        /// Where encoders live.
+        #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
+        encoders: PathBuf,
+        /// Where embeddings are cached.
+        #[arg(long, default_value = ".edgerec/work/ads")]
+        work: PathBuf,
+        /// Peer predictions, NAME=FILE (CSV `row,p` over WORK/variants.csv).
+        #[arg(long, value_parser = parse_external)]
+        external: Vec<(String, PathBuf)>,
+        /// HTML report with the calibration plot (JSON beside it).
+        #[arg(long, default_value = ".edgerec/work/ads/report.html")]
+        report: PathBuf,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the split as plain files (TSV/JSONL) for peer libraries.
     Export {
@@ -257,7 +319,7 @@ fn main() -> Result<()> {
             };
             commands::train(&data, &encoder.dir()?, &out, &config)?;
         }
-        Command::Eval { data, model, encoders, json, external, recent_days, report } => {
+        Command::Eval { data, model, encoders, json, external, recent_days, report, new_item_boost, validation } => {
             let report = report.unwrap_or_else(|| data.join("eval").join("report.html"));
             commands::eval(&commands::EvalOptions {
                 data: &data,
@@ -267,9 +329,42 @@ fn main() -> Result<()> {
                 recent_days,
                 report: &report,
                 json,
+                new_item_boosts: &new_item_boost,
+                validation,
             })?;
         }
         Command::Export { data, out } => commands::export(&data, &out)?,
+        Command::EvalSearch { data, encoder, work, json } => {
+            let dir = encoder.dir()?;
+            text_tasks::eval_search(&data, &dir, &work, json)?;
+        }
+        Command::TrainAds { data, encoder, out, work } => {
+            let dir = encoder.dir()?;
+            text_tasks::train_ads(&data, &dir, &out, &work)?;
+            let report = work.join("report.html");
+            let options = text_tasks::EvalAdsOptions {
+                data: &data,
+                model: &out,
+                encoders: &encoder.encoders,
+                work: &work,
+                external: &[],
+                report: &report,
+                json: false,
+            };
+            text_tasks::eval_ads(&options)?;
+        }
+        Command::EvalAds { data, model, encoders, work, external, report, json } => {
+            let options = text_tasks::EvalAdsOptions {
+                data: &data,
+                model: &model,
+                encoders: &encoders,
+                work: &work,
+                external: &external,
+                report: &report,
+                json,
+            };
+            text_tasks::eval_ads(&options)?;
+        }
         Command::Index { data, encoder, out, batch_size } => {
             commands::bundle_name_version(&out)?; // cheap argument checks before loading anything
             commands::index(&data, &encoder.dir()?, &out, batch_size)?;

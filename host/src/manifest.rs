@@ -170,6 +170,8 @@ pub struct Component {
     pub files: Vec<(PathBuf, String)>,
     /// Environment variables.
     pub environment: BTreeMap<String, String>,
+    /// Key-value store labels the component may open.
+    pub key_value_stores: Vec<String>,
 }
 
 impl RoutePattern {
@@ -297,18 +299,26 @@ impl App {
             c.allowed_outbound_hosts.is_empty(),
             "component `{id}`: outbound HTTP is not provided by this host; remove allowed_outbound_hosts"
         );
-        for (what, list) in [
-            ("key_value_stores", &c.key_value_stores),
-            ("sqlite_databases", &c.sqlite_databases),
-            ("ai_models", &c.ai_models),
-        ] {
+        for label in &c.key_value_stores {
+            ensure!(
+                !label.is_empty() && label.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'),
+                "component `{id}`: key_value_stores label `{label}` must be letters, digits, `_` or `-`"
+            );
+        }
+        for (what, list) in [("sqlite_databases", &c.sqlite_databases), ("ai_models", &c.ai_models)] {
             ensure!(list.is_empty(), "component `{id}`: {what} is not provided by this host yet");
         }
         ensure!(
             c.variables.is_empty(),
             "component `{id}`: component variables are not provided by this host; use `environment`"
         );
-        Ok(Component { id: id.to_string(), source, files, environment: c.environment.clone() })
+        Ok(Component {
+            id: id.to_string(),
+            source,
+            files,
+            environment: c.environment.clone(),
+            key_value_stores: c.key_value_stores.clone(),
+        })
     }
 
     /// The component serving `path`: exact routes first, then the longest wildcard.

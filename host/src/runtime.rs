@@ -21,6 +21,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::kv::KvAccess;
 use crate::manifest;
 
 /// How often the engine's epoch advances; deadlines are counted in ticks.
@@ -38,10 +39,17 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Fermyon's edge gives a component 128 MiB; we default to the same so
-    /// that what runs here runs there.
+    /// 256 MiB: the functions that encode text at request time start from
+    /// a pre-initialized memory of about 206 MiB (tract's parse of the
+    /// 69 MB ONNX model peaks there; linear memory never shrinks), and
+    /// `recommend` needs under 16 MiB. `memory_limit_mib` in the host
+    /// config lowers it.
+    ///
+    /// 30 s: the largest legal cold-start request (1,000 new items) encodes
+    /// for about 5 s on a 2-core machine; the deadline stops runaway code,
+    /// not honest work.
     fn default() -> Self {
-        Self { memory_bytes: 128 << 20, deadline: Duration::from_secs(10), max_instances: 128 }
+        Self { memory_bytes: 256 << 20, deadline: Duration::from_secs(30), max_instances: 128 }
     }
 }
 
@@ -87,8 +95,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (weak, stop) = (engine.weak(), ticker_stop.clone());
@@ -114,9 +121,10 @@ impl Runtime {
         self.limits
     }
 
-    /// Compiles (or loads from the cache) and pre-instantiates a component.
-    pub fn prepare(&self, wasm: &Path) -> Result<(ProxyPre<HostState>, LoadedFrom)> {
-        let (component, from) = self.compile_cached(wasm)?;
+    /// Compiles (or loads from the cache) and pre-instantiates a component;
+    /// `wasm` names it in errors.
+    pub fn prepare(&self, wasm: &Path, bytes: &[u8]) -> Result<(ProxyPre<HostState>, LoadedFrom)> {
+        let (component, from) = self.compile_cached(wasm, bytes)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -135,25 +143,72 @@ impl Runtime {
         self.cache_dir.join(format!("{}-{:016x}.cwasm", &digest[..32], hasher.finish()))
     }
 
-    fn compile_cached(&self, wasm: &Path) -> Result<(Component, LoadedFrom)> {
-        let bytes = std::fs::read(wasm)
-            .with_context(|| format!("reading component {}; build it with scripts/build-components", wasm.display()))?;
-        let cached = self.cache_path(&bytes);
+    /// Where compiled code and snapshots are cached.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    fn compile_cached(&self, wasm: &Path, bytes: &[u8]) -> Result<(Component, LoadedFrom)> {
+        let cached = self.cache_path(bytes);
         if cached.exists() {
             match load_precompiled(&self.engine, &cached) {
-                Ok(component) => return Ok((component, LoadedFrom::Cache)),
+                Ok(component) => {
+                    mark_used(&cached);
+                    return Ok((component, LoadedFrom::Cache));
+                }
                 Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", cached.display()),
             }
         }
         let started = Instant::now();
-        let component = Component::new(&self.engine, &bytes)
+        let component = Component::new(&self.engine, bytes)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("compiling {}", wasm.display()))?;
         tracing::info!("compiled {} in {:.1?}", wasm.display(), started.elapsed());
         if let Err(e) = write_cache(&cached, &component) {
             tracing::warn!("could not cache the compiled component at {}: {e:#}", cached.display());
         }
+        prune_cache(&self.cache_dir, CACHE_LIMIT_BYTES);
         Ok((component, LoadedFrom::Compiled))
+    }
+}
+
+/// The compile cache is pruned to this size, least recently used first:
+/// a pre-initialized component compiles to ~240 MB.
+pub const CACHE_LIMIT_BYTES: u64 = 4 << 30;
+
+/// Marks a cache entry as used now (its modification time orders pruning).
+pub fn mark_used(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Deletes the least recently used cache entries (`.cwasm`, `.preinit.wasm`)
+/// until the directory holds at most `limit` bytes of them.
+pub fn prune_cache(dir: &Path, limit: u64) {
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".cwasm") || name.ends_with(".preinit.wasm")
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = entries.iter().map(|e| e.1).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= limit {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::info!("cache over {} GiB: removed {}", limit >> 30, path.display());
+            total -= len;
+        }
     }
 }
 
@@ -181,6 +236,15 @@ fn write_cache(path: &Path, component: &Component) -> Result<()> {
     Ok(())
 }
 
+/// Links what our components may import: `wasi:cli` & co., `wasi:http` and
+/// Spin's key-value store.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    crate::kv::add_to_linker(linker)?;
+    Ok(())
+}
+
 /// Per-request host state: WASI context, HTTP context, resource table and
 /// the memory limiter.
 pub struct HostState {
@@ -188,14 +252,22 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: DenyOutbound,
+    /// The key-value stores this request may open.
+    pub(crate) kv: KvAccess,
     /// The memory limiter of this store.
     pub limiter: MemoryLimiter,
 }
 
 impl HostState {
     /// State for one request to `component`: its environment (plus
-    /// `extra_env`) and its `files` mounted read-only.
-    pub fn new(component: &manifest::Component, extra_env: &[(String, String)], limits: Limits) -> Result<Self> {
+    /// `extra_env`), its `files` mounted read-only and the key-value
+    /// stores it is granted.
+    pub fn new(
+        component: &manifest::Component,
+        extra_env: &[(String, String)],
+        limits: Limits,
+        kv: KvAccess,
+    ) -> Result<Self> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr().inherit_stdout();
         // Mounted files are small, local and read-only (model bundles): read
@@ -215,8 +287,15 @@ impl HostState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: DenyOutbound,
-            limiter: MemoryLimiter { limit: limits.memory_bytes, hit: Arc::new(AtomicBool::new(false)) },
+            kv,
+            limiter: MemoryLimiter { limit: limits.memory_bytes, hit: Arc::new(AtomicBool::new(false)), peak: 0 },
         })
+    }
+}
+
+impl HostState {
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -260,12 +339,16 @@ pub struct MemoryLimiter {
     limit: usize,
     /// Set once a growth request was refused.
     pub hit: Arc<AtomicBool>,
+    /// The largest linear memory granted so far, bytes.
+    pub peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = desired <= self.limit;
-        if !ok {
+        if ok {
+            self.peak = self.peak.max(desired);
+        } else {
             self.hit.store(true, Ordering::Relaxed);
         }
         Ok(ok)
@@ -279,4 +362,29 @@ impl ResourceLimiter for MemoryLimiter {
 /// Epoch ticks that make up `deadline`.
 pub fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_entries_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, age_s: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0u8; 100]).unwrap();
+            let file = std::fs::File::options().append(true).open(&path).unwrap();
+            file.set_modified(std::time::SystemTime::now() - Duration::from_secs(age_s)).unwrap();
+            path
+        };
+        let (old, mid, new) = (write("a.cwasm", 300), write("b.preinit.wasm", 200), write("c.cwasm", 100));
+        let other = write("notes.txt", 1000);
+        mark_used(&old); // used just now: the newest
+        prune_cache(dir.path(), 250);
+        assert!(old.exists() && new.exists() && other.exists());
+        assert!(!mid.exists(), "the least recently used entry goes first");
+        prune_cache(dir.path(), 1000);
+        assert!(old.exists() && new.exists());
+    }
 }

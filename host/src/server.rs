@@ -28,7 +28,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::kv::{self, KvAccess};
 use crate::manifest::{App, Component};
+use crate::preinit;
 use crate::runtime::{HostState, Limits, LoadedFrom, Runtime, deadline_ticks};
 
 /// Which side of the hybrid deployment this host is.
@@ -72,6 +74,10 @@ pub struct HostConfig {
     pub max_instances: Option<u32>,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Pre-initialize components that export `preinit` (default true).
+    pub preinit: Option<bool>,
+    /// Where key-value stores live (default `.edgerec/kv` beside the manifest).
+    pub kv_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -117,6 +123,7 @@ pub struct Server {
     functions: BTreeMap<String, Function>,
     extra_env: Vec<(String, String)>,
     cors_origin: http::HeaderValue,
+    stores: kv::Stores,
 }
 
 /// Why a request failed inside the host.
@@ -141,14 +148,32 @@ impl Server {
                 }
             }
         }
+        let kv_dir = match &config.kv_dir {
+            Some(dir) => dir.clone(),
+            None => manifest.parent().unwrap_or(Path::new(".")).join(".edgerec").join("kv"),
+        };
+        let labels = app.components.values().flat_map(|c| c.key_value_stores.iter().map(String::as_str));
+        let stores = kv::Stores::open(&kv_dir, labels)?;
         let cache_dir = config.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let runtime = Runtime::new(config.limits(), cache_dir)?;
         let mut functions = BTreeMap::new();
         for (id, component) in &app.components {
             let started = Instant::now();
-            let (pre, from) = runtime.prepare(&component.source).with_context(|| format!("component `{id}`"))?;
+            let source = &component.source;
+            let mut wasm = std::fs::read(source).with_context(|| {
+                format!("component `{id}`: reading {}; build it with scripts/build-components", source.display())
+            })?;
+            let mut snapshot = "";
+            if config.preinit.unwrap_or(true) {
+                match preinit::preinitialize(component, &wasm, runtime.cache_dir(), runtime.limits().memory_bytes) {
+                    Ok(Some(preinitialized)) => (wasm, snapshot) = (preinitialized, ", pre-initialized"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("component `{id}`: serving without pre-initialization: {e:#}"),
+                }
+            }
+            let (pre, from) = runtime.prepare(source, &wasm).with_context(|| format!("component `{id}`"))?;
             let how = if from == LoadedFrom::Cache { "loaded from cache" } else { "compiled" };
-            tracing::info!("component `{id}` {how} in {:.1?}", started.elapsed());
+            tracing::info!("component `{id}` {how}{snapshot} in {:.1?}", started.elapsed());
             functions.insert(id.clone(), Function { component: component.clone(), pre });
         }
         let mut extra_env = vec![("EDGEREC_ZONE".to_string(), zone.as_str().to_string())];
@@ -157,7 +182,7 @@ impl Server {
         }
         let origin = config.cors_origin.as_deref().unwrap_or("*");
         let cors_origin = http::HeaderValue::from_str(origin).with_context(|| format!("cors_origin `{origin}`"))?;
-        Ok(Self { app, runtime, functions, extra_env, cors_origin })
+        Ok(Self { app, runtime, functions, extra_env, cors_origin, stores })
     }
 
     /// The application's routes, for the start-up banner.
@@ -247,7 +272,8 @@ impl Server {
         req: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let limits = self.runtime.limits();
-        let state = HostState::new(&f.component, &self.extra_env, limits).map_err(Failure::Host)?;
+        let kv = KvAccess::new(self.stores.clone(), f.component.key_value_stores.clone());
+        let state = HostState::new(&f.component, &self.extra_env, limits, kv).map_err(Failure::Host)?;
         let memory_hit = state.limiter.hit.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
