@@ -12,6 +12,8 @@
 //! `spin.toml`), which Spin and the edgerec host both provide:
 //! `EDGEREC_CORS_ORIGIN` (default `*`) and `EDGEREC_ZONE` (default `edge`).
 
+pub mod model;
+
 use std::time::Instant;
 
 use edgerec_core::api::{ApiError, MAX_BODY_BYTES, parse_body};

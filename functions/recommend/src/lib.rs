@@ -12,8 +12,9 @@
 use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
 use edgerec_core::api::{ApiError, HealthResponse, RecommendRequest, RecommendResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::coldstart::{DEFAULT_NEW_ITEM_BOOST, NEW_ITEM_PREFIX, StoredItem};
 use edgerec_core::index::ItemIndex;
-use edgerec_core::recommend::{RecommendQuery, recommend};
+use edgerec_core::recommend::{RecommendQuery, recommend_with_new};
 use edgerec_core::tower::{MAX_HISTORY, USER_TOWER_FILE, UserTower};
 use spin_sdk::http::{IncomingRequest, Method, Response};
 
@@ -51,8 +52,41 @@ async fn handle_recommend(call: &mut Call, req: IncomingRequest) -> Result<Recom
     let request: RecommendRequest = read_json(req).await?;
     let query = RecommendQuery::try_from(request)?;
     let (manifest, index, tower) = call.timed("load", load_bundle)?;
-    let result = call.timed("score", || recommend(&index, &tower, &query));
+    let new_items = call.timed("new-items", || new_items(&manifest));
+    let boost = new_item_boost()?;
+    let result = call.timed("score", || recommend_with_new(&index, &tower, &query, &new_items, boost));
     Ok(RecommendResponse { items: result.items, unknown: result.unknown, model: manifest.model_ref() })
+}
+
+/// Items stored by `/api/items/cold-start` for this bundle. A component
+/// without a key-value store (not granted in `spin.toml`) has none.
+fn new_items(manifest: &Manifest) -> Vec<StoredItem> {
+    let Ok(store) = spin_sdk::key_value::Store::open_default() else { return Vec::new() };
+    let keys = match store.get_keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("key-value get-keys: {e}");
+            return Vec::new();
+        }
+    };
+    let model = manifest.model_ref();
+    keys.iter()
+        .filter(|k| k.starts_with(NEW_ITEM_PREFIX))
+        .filter_map(|k| store.get(k).ok().flatten())
+        .filter_map(|bytes| serde_json::from_slice::<StoredItem>(&bytes).ok())
+        .filter(|item| item.model == model)
+        .collect()
+}
+
+/// `EDGEREC_NEW_ITEM_BOOST` (environment), else the evaluated default.
+fn new_item_boost() -> Result<f32, ApiError> {
+    match std::env::var("EDGEREC_NEW_ITEM_BOOST") {
+        Err(_) => Ok(DEFAULT_NEW_ITEM_BOOST),
+        Ok(v) => v.trim().parse::<f32>().ok().filter(|b| b.is_finite()).ok_or_else(|| {
+            eprintln!("EDGEREC_NEW_ITEM_BOOST=`{v}` is not a number");
+            ApiError::unavailable("the function is misconfigured (EDGEREC_NEW_ITEM_BOOST); see the server log")
+        }),
+    }
 }
 
 fn health(call: &Call) -> Result<HealthResponse, ApiError> {

@@ -1,0 +1,124 @@
+//! `POST /api/ads/score` as a Spin HTTP component: the click probability of
+//! each ad copy from its text embedding (encoded here, at request time),
+//! shifted by its similarity to the shopper's query or history when given.
+//!
+//! Mounts: the ad bundle (`ad_model.bin`, from `edgerec train-ads`) at
+//! `/ads`, the catalog bundle at `/bundle` (titles of history items) and
+//! the encoder at `/encoder`. Pre-initialized like `search`.
+
+use edgerec_adapter::model::{self, Lazy};
+use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
+use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
+use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
+use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::encoder::Encoder;
+use edgerec_core::index::ItemIndex;
+use edgerec_core::recommend::resolve;
+use edgerec_core::score::normalize;
+use spin_sdk::http::{IncomingRequest, Method, Response};
+
+/// Where `spin.toml` mounts the ad bundle.
+const ADS_DIR: &str = "/ads";
+
+/// History items whose titles make up the shopper's context.
+const CONTEXT_ITEMS: usize = 5;
+
+/// The exported HTTP entry point; see `functions/search`.
+#[allow(unsafe_code)]
+mod entry {
+    #[spin_sdk::http_component]
+    async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
+        super::handle(req).await
+    }
+}
+
+struct Model {
+    ads: Manifest,
+    ad_model: AdModel,
+    index: ItemIndex,
+    encoder: Encoder,
+}
+
+static MODEL: Lazy<Model> = Lazy::new(load);
+edgerec_adapter::export_preinit!(crate::MODEL);
+
+fn load() -> Result<Model, String> {
+    let ads = Manifest::read(ADS_DIR.as_ref()).map_err(|e| e.to_string())?;
+    let ad_model = AdModel::from_bytes(&model::file(ADS_DIR, &ads, AD_MODEL_FILE)?).map_err(|e| e.to_string())?;
+    let catalog = model::manifest()?;
+    let index = ItemIndex::from_bytes(&model::file(BUNDLE_DIR, &catalog, ITEMS_FILE)?).map_err(|e| e.to_string())?;
+    let encoder = model::encoder(&ads)?;
+    if ad_model.weights.len() != encoder.config().dims {
+        return Err(format!(
+            "{AD_MODEL_FILE} has {} weights, the encoder {} dims",
+            ad_model.weights.len(),
+            encoder.config().dims
+        ));
+    }
+    Ok(Model { ads, ad_model, index, encoder })
+}
+
+async fn handle(req: IncomingRequest) -> Response {
+    let mut call = Call::new(&req);
+    match (&call.method, call.path.as_str()) {
+        (Method::Options, _) => call.preflight(),
+        (Method::Post, "/api/ads/score") => {
+            let result = handle_score(&mut call, req).await;
+            call.respond(result)
+        }
+        (method, "/api/ads/score") => {
+            call.error(&ApiError::method_not_allowed(&method.to_string(), "/api/ads/score", "POST"))
+        }
+        (_, path) => call.error(&ApiError::not_found(path)),
+    }
+}
+
+async fn handle_score(call: &mut Call, req: IncomingRequest) -> Result<AdsResponse, ApiError> {
+    let request: AdsRequest = read_json(req).await?;
+    let texts = validate(&request.ads)?;
+    let query = request.query.as_deref().map(|q| edgerec_core::search::clean_query(q, "query")).transpose()?;
+    let model = call.timed("model", || MODEL.get())?;
+    // The context: the query, else the titles of the newest history items.
+    let (history, _) = resolve(&model.index, request.history.as_deref().unwrap_or_default());
+    let mut context_texts: Vec<&str> = Vec::new();
+    if let Some((q, _)) = &query {
+        context_texts.push(q);
+    } else {
+        context_texts.extend(history.iter().rev().take(CONTEXT_ITEMS).map(|&i| model.index.title(i)));
+    }
+    // One batch for copies and context.
+    let mut batch: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
+    batch.extend(&context_texts);
+    let tokens = call.timed("tokenize", || model.encoder.tokenize(&batch)).map_err(internal)?;
+    let mut vectors = call.timed("encode", || model.encoder.embed(&tokens)).map_err(internal)?;
+    let context_vectors = vectors.split_off(texts.len());
+    let context = (!context_vectors.is_empty()).then(|| {
+        let mut mean = vec![0f32; context_vectors[0].len()];
+        for v in &context_vectors {
+            mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+        }
+        normalize(&mut mean);
+        mean
+    });
+    let mut ads: Vec<AdScore> = call.timed("score", || {
+        request
+            .ads
+            .iter()
+            .zip(&texts)
+            .zip(&vectors)
+            .enumerate()
+            .map(|(i, ((ad, (text, cut)), v))| AdScore {
+                id: ad.id.clone(),
+                score: model.ad_model.probability(v, text, context.as_deref()),
+                truncated: *cut || tokens.truncated[i],
+            })
+            .collect()
+    });
+    ads.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(AdsResponse { ads, model: model.ads.model_ref() })
+}
+
+fn internal(e: edgerec_core::Error) -> ApiError {
+    eprintln!("encoder: {e}");
+    ApiError::internal()
+}
