@@ -6,6 +6,7 @@
 
 mod bundle;
 mod encoder;
+mod functions;
 mod isolation;
 mod learn;
 mod manifest;
@@ -17,8 +18,15 @@ use std::sync::OnceLock;
 use edgerec_host::server::HostConfig;
 use edgerec_tests::{Host, repo};
 
-/// One host for the real `spin.toml`, shared by the tests that only read.
+/// One host for the real `spin.toml`, shared by the tests. Its key-value
+/// store lives in a directory of this test run, not in the repository's
+/// `.edgerec/kv` (a demo server may hold that one).
 fn demo_host() -> Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    *HOST.get_or_init(|| Host::start(&repo().join("spin.toml"), &HostConfig::default()))
+    static KV: OnceLock<tempfile::TempDir> = OnceLock::new();
+    *HOST.get_or_init(|| {
+        let kv = KV.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+        let config = HostConfig { kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+        Host::start(&repo().join("spin.toml"), &config)
+    })
 }

@@ -26,6 +26,11 @@ pub fn zero_shot_bundle() -> PathBuf {
     repo().join("models/online-retail/1")
 }
 
+/// The ad bundle `scripts/setup` trains on the Upworthy archive.
+pub fn ads_bundle() -> PathBuf {
+    repo().join("models/upworthy/1")
+}
+
 /// The encoder directory `scripts/setup` fetches.
 pub fn encoder_dir() -> PathBuf {
     repo().join("models/encoders/paraphrase-MiniLM-L3-v2")
@@ -43,9 +48,10 @@ pub fn edgerec_bin() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/release").join("edgerec")
 }
 
-/// A built component, where `spin.toml` expects it.
+/// A built component, where `spin.toml` expects it (cargo writes a package
+/// `cold-start` as `cold_start.wasm`).
 pub fn component(name: &str) -> PathBuf {
-    repo().join("target/wasm32-wasip2/release").join(format!("{name}.wasm"))
+    repo().join("target/wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// Whether `path` exists; if not, skips the test (returns false) or, under

@@ -1,0 +1,269 @@
+//! The functions that encode text at request time — `POST /api/search`,
+//! `POST /api/ads/score`, `POST /api/items/cold-start` — served from the
+//! real `spin.toml` by our host (pre-initialized), plus the pre-initializer
+//! itself: its snapshot answers exactly like the component that loads its
+//! model per request.
+
+use edgerec_core::bundle::ITEMS_FILE;
+use edgerec_core::index::ItemIndex;
+use edgerec_host::manifest::App;
+use edgerec_host::server::HostConfig;
+use edgerec_tests::{Host, ads_bundle, component, demo_bundle, encoder_dir, repo, require};
+use serde_json::{Value, json};
+
+use crate::demo_host;
+
+fn ids(reply: &Value, list: &str, key: &str) -> Vec<String> {
+    reply[list].as_array().expect("a list").iter().map(|i| i[key].as_str().unwrap().to_string()).collect()
+}
+
+fn index() -> ItemIndex {
+    ItemIndex::read(&demo_bundle().join(ITEMS_FILE)).expect("demo bundle reads")
+}
+
+macro_rules! require_search {
+    () => {
+        require!(component("search"), demo_bundle(), encoder_dir());
+    };
+}
+
+#[test]
+fn search_puts_the_named_product_first_and_reports_where_the_time_went() {
+    require_search!();
+    let reply = demo_host().post("/api/search", json!({"query": "jumbo bag red retrospot", "k": 5}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let found = ids(&body, "items", "item_id");
+    assert_eq!(found.len(), 5);
+    assert_eq!(found[0], "85099B", "the exact title wins: {body}");
+    let scores: Vec<f64> = body["items"].as_array().unwrap().iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert_eq!(body["truncated"], false);
+    assert_eq!(body["model"], json!({"name": "online-retail", "version": "2"}));
+    let timing = reply.header("server-timing").unwrap_or_default();
+    for part in ["instantiate;dur=", "model;dur=", "tokenize;dur=", "encode;dur=", "score;dur="] {
+        assert!(timing.contains(part), "server-timing `{timing}` lacks {part}");
+    }
+}
+
+#[test]
+fn search_understands_words_the_titles_do_not_use() {
+    require_search!();
+    // No title says "mug" and "coffee" together; the semantic side still
+    // brings drinkware before anything else.
+    let reply =
+        demo_host().post("/api/search", json!({"query": "something to drink coffee from", "k": 10}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let titles = ids(&reply.json(), "items", "title").join(" | ");
+    assert!(["MUG", "CUP", "BEAKER"].iter().any(|w| titles.contains(w)), "{titles}");
+}
+
+#[test]
+fn search_history_changes_the_order_of_matching_products() {
+    require_search!();
+    let index = index();
+    // Two shoppers: one of red retrospot things, one of pink polkadot things.
+    let pick = |word: &str| -> Vec<String> {
+        (0..index.len()).filter(|&i| index.title(i).contains(word)).take(5).map(|i| index.id(i).to_string()).collect()
+    };
+    let (red, pink) = (pick("RED RETROSPOT"), pick("PINK POLKADOT"));
+    assert!(red.len() == 5 && pink.len() == 5);
+    let ask = |history: &[String]| {
+        let reply = demo_host().post("/api/search", json!({"query": "bag", "history": history, "k": 10}).to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        ids(&reply.json(), "items", "item_id")
+    };
+    let (for_red, for_pink, anonymous) = (ask(&red), ask(&pink), ask(&[]));
+    assert_ne!(for_red, for_pink);
+    assert_ne!(for_red, anonymous);
+    let reply = demo_host().post("/api/search", json!({"query": "bag", "history": ["NOPE"]}).to_string());
+    assert_eq!(reply.json()["unknown"], json!(["NOPE"]));
+}
+
+#[test]
+fn search_refuses_blank_queries_and_bad_bodies_and_flags_long_ones() {
+    require_search!();
+    let host = demo_host();
+    for (body, field) in [
+        (json!({"query": ""}).to_string(), "`query`"),
+        (json!({"query": " \n\t "}).to_string(), "`query`"),
+        (json!({"k": 3}).to_string(), "query"),
+        (json!({"query": "mug", "k": 0}).to_string(), "`k`"),
+        (json!({"query": 7}).to_string(), "`query`"),
+    ] {
+        let reply = host.post("/api/search", &body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.error_message().contains(field), "{body}: {}", reply.error_message());
+    }
+    let reply = host.post("/api/search", b"{\"query\": \"mug \xff\"}");
+    assert_eq!(reply.status, 400);
+    assert!(reply.error_message().contains("UTF-8"), "{}", reply.error_message());
+    // Longer than the encoder's 128-token window: answered, and flagged.
+    let long = "red retrospot mug ".repeat(100);
+    let reply = host.post("/api/search", json!({"query": long}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["truncated"], true);
+    assert_eq!(host.get("/api/search").status, 405);
+    assert_eq!(host.preflight("/api/search").status, 204);
+}
+
+macro_rules! require_ads {
+    () => {
+        require!(component("ad-score"), ads_bundle(), demo_bundle(), encoder_dir());
+    };
+}
+
+#[test]
+fn ads_get_click_probabilities_best_first() {
+    require_ads!();
+    let ads = json!([
+        {"id": "plain", "text": "Product catalogue, page 12"},
+        {"id": "story", "text": "She Thought Nobody Would Notice. Then 3 Million People Did."},
+        {"id": "gift", "text": "Christmas gifts she will love"},
+    ]);
+    let reply = demo_host().post("/api/ads/score", json!({"ads": ads}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let scored = body["ads"].as_array().unwrap();
+    assert_eq!(scored.len(), 3);
+    let scores: Vec<f64> = scored.iter().map(|a| a["score"].as_f64().unwrap()).collect();
+    assert!(scores.iter().all(|&s| (0.0..=1.0).contains(&s)), "{scores:?}");
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    let mut returned = ids(&body, "ads", "id");
+    returned.sort();
+    assert_eq!(returned, ["gift", "plain", "story"]);
+    assert_eq!(body["model"], json!({"name": "upworthy", "version": "1"}));
+}
+
+#[test]
+fn ads_that_match_the_shoppers_search_score_higher() {
+    require_ads!();
+    let score = |body: Value| -> f64 {
+        let reply = demo_host().post("/api/ads/score", body.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["ads"].as_array().unwrap().iter().find(|a| a["id"] == "lights").unwrap()["score"].as_f64().unwrap()
+    };
+    let ads =
+        json!([{"id": "lights", "text": "Fairy lights for your Christmas tree"}, {"id": "bags", "text": "Lunch bags"}]);
+    let alone = score(json!({"ads": ads}));
+    let searching = score(json!({"ads": ads, "query": "christmas tree lights"}));
+    assert!(searching > alone, "{searching} vs {alone}");
+}
+
+#[test]
+fn ads_requests_outside_the_limits_are_refused_by_field() {
+    require_ads!();
+    let host = demo_host();
+    let many: Vec<Value> = (0..101).map(|i| json!({"id": format!("a{i}"), "text": "headline"})).collect();
+    let hundred: Vec<Value> = many[..100].to_vec();
+    for (body, field) in [
+        (json!({"ads": []}), "`ads`"),
+        (json!({"ads": many}), "`ads`"),
+        (json!({"ads": [{"id": "a", "text": "x"}, {"id": "b", "text": "  "}]}), "`ads[1].text`"),
+        (json!({"ads": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}), "`ads[1].id`"),
+        (json!({"ads": [{"id": "a"}]}), "ads[0]"),
+        (json!({"ads": [{"id": "a", "text": "x"}], "query": " "}), "`query`"),
+    ] {
+        let reply = host.post("/api/ads/score", body.to_string());
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.error_message().contains(field), "{body}: {}", reply.error_message());
+    }
+    let reply = host.post("/api/ads/score", json!({"ads": hundred}).to_string());
+    assert_eq!(reply.status, 200, "100 ads is the limit, not over it: {}", reply.body);
+    assert_eq!(reply.json()["ads"].as_array().unwrap().len(), 100);
+}
+
+macro_rules! require_cold_start {
+    () => {
+        require!(component("cold-start"), component("recommend"), demo_bundle(), encoder_dir());
+    };
+}
+
+#[test]
+fn a_new_item_gets_neighbours_and_then_shows_up_in_recommendations() {
+    require_cold_start!();
+    let host = demo_host();
+    let item = json!({"item_id": "TEST-NEW-HAMPER", "title": "RED RETROSPOT PICNIC HAMPER", "category": "bags", "price": 12.5});
+    let reply = host.post("/api/items/cold-start", json!({"items": [item]}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let entry = &body["items"][0];
+    assert_eq!(entry["item_id"], "TEST-NEW-HAMPER");
+    assert_eq!(entry["indexed"], true);
+    let neighbours = ids(entry, "neighbors", "item_id");
+    assert_eq!(neighbours.len(), 5);
+    let index = index();
+    let titles: Vec<&str> = neighbours.iter().map(|id| index.title(index.find(id).unwrap())).collect();
+    assert!(titles.iter().any(|t| t.contains("RETROSPOT") || t.contains("PICNIC")), "{titles:?}");
+    // A shopper of those neighbours now gets the new hamper recommended.
+    let reply = host.post("/api/recommend", json!({"history": neighbours, "k": 10}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let rec = reply.json();
+    let hamper = rec["items"].as_array().unwrap().iter().find(|i| i["item_id"] == "TEST-NEW-HAMPER");
+    let hamper = hamper.unwrap_or_else(|| panic!("the new item is recommended: {rec}"));
+    assert_eq!(hamper["reason"], "new item");
+    assert_eq!(hamper["title"], "RED RETROSPOT PICNIC HAMPER");
+    // A warm catalog id is answered but not stored again.
+    let reply =
+        host.post("/api/items/cold-start", json!({"items": [{"item_id": "85099B", "title": "JUMBO BAG"}]}).to_string());
+    assert_eq!(reply.json()["items"][0]["indexed"], false);
+}
+
+#[test]
+fn cold_start_takes_up_to_a_thousand_items_and_names_bad_fields() {
+    require_cold_start!();
+    let host = demo_host();
+    let items = |n: usize| -> Vec<Value> {
+        (0..n).map(|i| json!({"item_id": format!("BULK-{i}"), "title": format!("gift {i}")})).collect()
+    };
+    for (body, field) in [
+        (json!({"items": []}), "`items`"),
+        (json!({"items": items(1001)}), "`items`"),
+        (json!({"items": [{"item_id": "x", "title": " "}]}), "`items[0].title`"),
+        (json!({"items": [{"item_id": "x", "title": "a"}, {"item_id": "x", "title": "b"}]}), "`items[1].item_id`"),
+        (json!({"items": [{"item_id": "x", "title": "a", "price": -2}]}), "`items[0].price`"),
+        (json!({"items": [{"item_id": "x", "title": "a", "colour": "red"}]}), "colour"),
+    ] {
+        let reply = host.post("/api/items/cold-start", body.to_string());
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(reply.error_message().contains(field), "{field}: {}", reply.error_message());
+    }
+    let reply = host.post("/api/items/cold-start", json!({"items": items(1000)}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let all = body["items"].as_array().unwrap();
+    assert_eq!(all.len(), 1000);
+    assert!(all.iter().all(|i| i["indexed"] == true && i["neighbors"].as_array().unwrap().len() == 5));
+}
+
+/// The snapshot the host serves answers exactly like the plain component,
+/// which loads its model inside every request.
+#[test]
+fn a_pre_initialized_component_answers_like_the_plain_one() {
+    require_search!();
+    let app = App::load(&repo().join("spin.toml")).unwrap();
+    let search = &app.components["search"];
+    let wasm = std::fs::read(&search.source).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let snapshot = edgerec_host::preinit::preinitialize(search, &wasm, cache.path(), 256 << 20).unwrap();
+    let snapshot = snapshot.expect("search exports `preinit`");
+    assert_ne!(snapshot, wasm);
+    // Served from the cache the second time.
+    let again = edgerec_host::preinit::preinitialize(search, &wasm, cache.path(), 256 << 20).unwrap();
+    assert_eq!(again.as_deref(), Some(snapshot.as_slice()));
+    // A component without the export is served as it is.
+    let recommend = &app.components["recommend"];
+    let plain = std::fs::read(&recommend.source).unwrap();
+    assert!(edgerec_host::preinit::preinitialize(recommend, &plain, cache.path(), 256 << 20).unwrap().is_none());
+    // Too little memory for the loaded model: refused with the reason.
+    let err = edgerec_host::preinit::preinitialize(search, &wasm, tempfile::tempdir().unwrap().path(), 64 << 20);
+    assert!(format!("{:#}", err.unwrap_err()).contains("memory_limit_mib"));
+
+    let kv = tempfile::tempdir().unwrap();
+    let config = HostConfig { preinit: Some(false), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+    let plain_host = Host::start(&repo().join("spin.toml"), &config);
+    let body = json!({"query": "vintage christmas decoration", "history": ["85099B"], "k": 8}).to_string();
+    let (a, b) = (demo_host().post("/api/search", &body), plain_host.post("/api/search", &body));
+    assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);
+    assert_eq!(a.json()["items"], b.json()["items"]);
+}
