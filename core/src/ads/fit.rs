@@ -66,25 +66,8 @@ impl Part {
 /// `headline`, `impressions`, `clicks`. Rows with no impressions or more
 /// clicks than impressions are dropped and counted.
 pub fn read_upworthy(path: &Path) -> Result<(Vec<Variant>, usize)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut csv = csv::Reader::from_reader(reader);
-    let headers = csv.headers().map_err(|e| Error::Data(format!("{}: {e}", path.display())))?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            Error::Data(format!(
-                "{}: no `{name}` column (columns: {})",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ))
-        })
-    };
-    let (test, headline, impressions, clicks) =
-        (column("clickability_test_id")?, column("headline")?, column("impressions")?, column("clicks")?);
+    let (mut csv, [test, headline, impressions, clicks]) =
+        crate::data::csv_columns(path, ["clickability_test_id", "headline", "impressions", "clicks"])?;
     let (mut out, mut dropped) = (Vec::new(), 0);
     for (line, record) in csv.records().enumerate() {
         let record = record.map_err(|e| Error::Data(format!("{} row {}: {e}", path.display(), line + 2)))?;

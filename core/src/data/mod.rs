@@ -282,6 +282,25 @@ pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
     }
 }
 
+/// A CSV reader over a (possibly gunzipped) file.
+pub type CsvReader = csv::Reader<Box<dyn Read>>;
+
+/// A CSV reader over `path` (gzipped or not) and the positions of the
+/// `names` columns; a missing column is an error that names it and lists
+/// the columns there are.
+pub fn csv_columns<const N: usize>(path: &Path, names: [&str; N]) -> Result<(CsvReader, [usize; N])> {
+    let mut reader = csv::Reader::from_reader(open_maybe_gz(path)?);
+    let headers = reader.headers().map_err(|e| Error::Data(format!("{}: {e}", path.display())))?.clone();
+    let mut positions = [0usize; N];
+    for (slot, name) in positions.iter_mut().zip(names) {
+        *slot = headers.iter().position(|h| h == name).ok_or_else(|| {
+            let present: Vec<&str> = headers.iter().collect();
+            Error::Data(format!("{}: no `{name}` column (columns: {})", path.display(), present.join(", ")))
+        })?;
+    }
+    Ok((reader, positions))
+}
+
 /// Collapses runs of whitespace into one space and trims.
 pub fn clean_text(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -40,22 +40,8 @@ pub struct Judgments {
 /// Reads the Home Depot file (`product_uid, product_title, search_term,
 /// relevance`, optionally gzipped).
 pub fn read_home_depot(path: &Path) -> Result<Judgments> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut csv = csv::Reader::from_reader(reader);
-    let headers = csv.headers().map_err(|e| Error::Data(format!("{}: {e}", path.display())))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::Data(format!("{}: no `{name}` column", path.display())))
-    };
-    let (uid, title, term, rel) =
-        (column("product_uid")?, column("product_title")?, column("search_term")?, column("relevance")?);
+    let (mut csv, [uid, title, term, rel]) =
+        crate::data::csv_columns(path, ["product_uid", "product_title", "search_term", "relevance"])?;
     let mut products: HashMap<String, usize> = HashMap::new();
     let mut judgments = Judgments::default();
     let mut queries: HashMap<String, usize> = HashMap::new();

@@ -6,7 +6,7 @@
 //! `/ads`, the catalog bundle at `/bundle` (titles of history items) and
 //! the encoder at `/encoder`. Pre-initialized like `search`.
 
-use edgerec_adapter::model::{self, Lazy};
+use edgerec_adapter::model::{self, Lazy, encoder_failed};
 use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
 use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
@@ -89,8 +89,8 @@ async fn handle_score(call: &mut Call, req: IncomingRequest) -> Result<AdsRespon
     // One batch for copies and context.
     let mut batch: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
     batch.extend(&context_texts);
-    let tokens = call.timed("tokenize", || model.encoder.tokenize(&batch)).map_err(internal)?;
-    let mut vectors = call.timed("encode", || model.encoder.embed(&tokens)).map_err(internal)?;
+    let tokens = call.timed("tokenize", || model.encoder.tokenize(&batch)).map_err(encoder_failed)?;
+    let mut vectors = call.timed("encode", || model.encoder.embed(&tokens)).map_err(encoder_failed)?;
     let context_vectors = vectors.split_off(texts.len());
     let context = (!context_vectors.is_empty()).then(|| {
         let mut mean = vec![0f32; context_vectors[0].len()];
@@ -116,9 +116,4 @@ async fn handle_score(call: &mut Call, req: IncomingRequest) -> Result<AdsRespon
     });
     ads.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(AdsResponse { ads, model: model.ads.model_ref() })
-}
-
-fn internal(e: edgerec_core::Error) -> ApiError {
-    eprintln!("encoder: {e}");
-    ApiError::internal()
 }

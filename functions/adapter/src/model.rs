@@ -87,6 +87,14 @@ pub fn encoder(manifest: &Manifest) -> Result<edgerec_core::encoder::Encoder, St
     Ok(encoder)
 }
 
+/// The answer to an encoder failure at request time: a 500 for the
+/// client, the details in the log.
+#[cfg(feature = "encoder")]
+pub fn encoder_failed(e: edgerec_core::Error) -> ApiError {
+    eprintln!("encoder: {e}");
+    ApiError::internal()
+}
+
 /// Exports `preinit: func()`, which loads `$model` (a `static` [`Lazy`]):
 /// the hook the edgerec host's pre-initializer calls before it snapshots
 /// the instance. Use once per function crate: `export_preinit!(crate::MODEL);`

@@ -8,7 +8,7 @@
 //! items are embedded and answered but not stored (`"indexed": false`).
 //! Pre-initialized like `search`.
 
-use edgerec_adapter::model::{self, Lazy};
+use edgerec_adapter::model::{self, Lazy, encoder_failed};
 use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
 use edgerec_core::api::{ApiError, ColdStartItem, ColdStartRequest, ColdStartResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
@@ -76,10 +76,7 @@ async fn handle_cold_start(call: &mut Call, req: IncomingRequest) -> Result<Cold
     call.timed("encode", || -> Result<(), ApiError> {
         for chunk in texts.chunks(ENCODE_BATCH) {
             let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let embedded = model.encoder.encode_batch(&batch).map_err(|e| {
-                eprintln!("encoder: {e}");
-                ApiError::internal()
-            })?;
+            let embedded = model.encoder.encode_batch(&batch).map_err(encoder_failed)?;
             vectors.extend(embedded.into_iter().map(|t| match &model.item_tower {
                 Some(tower) => tower.project(&t),
                 None => t,

@@ -7,7 +7,7 @@
 //! ([`edgerec_adapter::model::Lazy`]); the edgerec host pre-initializes the
 //! component through its `preinit` export so that no request pays for it.
 
-use edgerec_adapter::model::{self, Lazy};
+use edgerec_adapter::model::{self, Lazy, encoder_failed};
 use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
 use edgerec_core::api::{ApiError, SearchRequest, SearchResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
@@ -77,8 +77,8 @@ async fn handle_search(call: &mut Call, req: IncomingRequest) -> Result<SearchRe
     let request: SearchRequest = read_json(req).await?;
     let query = SearchQuery::try_from(request)?;
     let model = call.timed("model", || MODEL.get())?;
-    let tokens = call.timed("tokenize", || model.encoder.tokenize(&[query.text.as_str()])).map_err(internal)?;
-    let text_vector = call.timed("encode", || model.encoder.embed(&tokens)).map_err(internal)?.remove(0);
+    let tokens = call.timed("tokenize", || model.encoder.tokenize(&[query.text.as_str()])).map_err(encoder_failed)?;
+    let text_vector = call.timed("encode", || model.encoder.embed(&tokens)).map_err(encoder_failed)?.remove(0);
     let query_vector = match &model.item_tower {
         Some(tower) => tower.project(&text_vector),
         None => text_vector,
@@ -94,9 +94,4 @@ async fn handle_search(call: &mut Call, req: IncomingRequest) -> Result<SearchRe
         unknown,
         model: model.manifest.model_ref(),
     })
-}
-
-fn internal(e: edgerec_core::Error) -> ApiError {
-    eprintln!("encoder: {e}");
-    ApiError::internal()
 }
