@@ -172,6 +172,16 @@ pub struct ItemTower {
     pub bias: Vec<f32>,
 }
 
+/// A text embedding in the space of a bundle's item vectors: projected by
+/// its item tower when it was trained, as it is otherwise (a zero-shot
+/// bundle's items are text embeddings).
+pub fn item_space(tower: Option<&ItemTower>, text: Vec<f32>) -> Vec<f32> {
+    match tower {
+        Some(tower) => tower.project(&text),
+        None => text,
+    }
+}
+
 impl ItemTower {
     /// The normalized item vector of a text embedding.
     pub fn project(&self, text: &[f32]) -> Vec<f32> {
@@ -268,6 +278,8 @@ mod tests {
         let v = tower.project(&[3.0, 4.0, 100.0]);
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6, "{v:?}");
         assert_eq!(ItemTower::from_bytes(&tower.to_bytes()).unwrap(), tower);
+        assert_eq!(item_space(Some(&tower), vec![3.0, 4.0, 100.0]), v);
+        assert_eq!(item_space(None, vec![3.0, 4.0]), [3.0, 4.0], "zero-shot: text space is item space");
         assert!(ItemTower::from_bytes(b"ERUTxxxxxxxxxxxx").is_err());
     }
 }

@@ -7,15 +7,15 @@
 //! the encoder at `/encoder`. Pre-initialized like `search`.
 
 use edgerec_adapter::model::{self, Lazy, encoder_failed};
-use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
+use edgerec_adapter::{Call, read_json, serve_post};
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
 use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
-use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::bundle::Manifest;
 use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::resolve;
 use edgerec_core::score::normalize;
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Response};
 
 /// Where `spin.toml` mounts the ad bundle.
 const ADS_DIR: &str = "/ads";
@@ -46,7 +46,7 @@ fn load() -> Result<Model, String> {
     let ads = Manifest::read(ADS_DIR.as_ref()).map_err(|e| e.to_string())?;
     let ad_model = AdModel::from_bytes(&model::file(ADS_DIR, &ads, AD_MODEL_FILE)?).map_err(|e| e.to_string())?;
     let catalog = model::manifest()?;
-    let index = ItemIndex::from_bytes(&model::file(BUNDLE_DIR, &catalog, ITEMS_FILE)?).map_err(|e| e.to_string())?;
+    let index = model::item_index(&catalog)?;
     let encoder = model::encoder(&ads)?;
     if ad_model.weights.len() != encoder.config().dims {
         return Err(format!(
@@ -59,18 +59,7 @@ fn load() -> Result<Model, String> {
 }
 
 async fn handle(req: IncomingRequest) -> Response {
-    let mut call = Call::new(&req);
-    match (&call.method, call.path.as_str()) {
-        (Method::Options, _) => call.preflight(),
-        (Method::Post, "/api/ads/score") => {
-            let result = handle_score(&mut call, req).await;
-            call.respond(result)
-        }
-        (method, "/api/ads/score") => {
-            call.error(&ApiError::method_not_allowed(&method.to_string(), "/api/ads/score", "POST"))
-        }
-        (_, path) => call.error(&ApiError::not_found(path)),
-    }
+    serve_post(req, "/api/ads/score", handle_score).await
 }
 
 async fn handle_score(call: &mut Call, req: IncomingRequest) -> Result<AdsResponse, ApiError> {

@@ -106,6 +106,27 @@ impl Call {
     }
 }
 
+/// Serves a function with one `POST` route: `handler` for `POST route`, the
+/// CORS preflight for `OPTIONS`, 405 for other methods on the route and 404
+/// elsewhere; the handler's result leaves as JSON or as the JSON error.
+pub async fn serve_post<T: Serialize>(
+    req: IncomingRequest,
+    route: &str,
+    handler: impl AsyncFnOnce(&mut Call, IncomingRequest) -> Result<T, ApiError>,
+) -> Response {
+    let mut call = Call::new(&req);
+    let on_route = call.path == route;
+    match call.method.clone() {
+        Method::Options => call.preflight(),
+        Method::Post if on_route => {
+            let result = handler(&mut call, req).await;
+            call.respond(result)
+        }
+        method if on_route => call.error(&ApiError::method_not_allowed(&method.to_string(), route, "POST")),
+        _ => call.error(&ApiError::not_found(&call.path)),
+    }
+}
+
 /// Reads and parses a JSON body, refusing other content types (form posts,
 /// uploads) and bodies over [`MAX_BODY_BYTES`] before they are fully read.
 pub async fn read_json<T: DeserializeOwned>(req: IncomingRequest) -> Result<T, ApiError> {

@@ -70,6 +70,19 @@ pub fn file(dir: &str, manifest: &Manifest, name: &str) -> Result<Vec<u8>, Strin
         .ok_or_else(|| format!("the bundle at {dir} has no {name}; build it with a current `edgerec`"))
 }
 
+/// The item index (`items.bin`) of the catalog bundle at `/bundle`.
+pub fn item_index(manifest: &Manifest) -> Result<edgerec_core::index::ItemIndex, String> {
+    let bytes = file(BUNDLE_DIR, manifest, edgerec_core::bundle::ITEMS_FILE)?;
+    edgerec_core::index::ItemIndex::from_bytes(&bytes).map_err(|e| e.to_string())
+}
+
+/// The item tower of the catalog bundle at `/bundle`, if it was trained.
+pub fn item_tower(manifest: &Manifest) -> Result<Option<edgerec_core::tower::ItemTower>, String> {
+    optional_file(BUNDLE_DIR, manifest, edgerec_core::tower::ITEM_TOWER_FILE)?
+        .map(|bytes| edgerec_core::tower::ItemTower::from_bytes(&bytes).map_err(|e| e.to_string()))
+        .transpose()
+}
+
 /// Loads the encoder mounted at `/encoder`, refusing one that is not the
 /// encoder `manifest` was built with (its vectors would not match).
 #[cfg(feature = "encoder")]

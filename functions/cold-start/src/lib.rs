@@ -9,14 +9,14 @@
 //! Pre-initialized like `search`.
 
 use edgerec_adapter::model::{self, Lazy, encoder_failed};
-use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
+use edgerec_adapter::{Call, read_json, serve_post};
 use edgerec_core::api::{ApiError, ColdStartItem, ColdStartRequest, ColdStartResponse};
-use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::bundle::Manifest;
 use edgerec_core::coldstart::{NEIGHBORS, NEW_ITEM_PREFIX, StoredItem, item_text, neighbors, validate};
 use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
-use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use edgerec_core::tower::{ItemTower, item_space};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::key_value::Store;
 
 /// Texts encoded per model call: large enough for efficient matrix
@@ -44,27 +44,14 @@ edgerec_adapter::export_preinit!(crate::MODEL);
 
 fn load() -> Result<Model, String> {
     let manifest = model::manifest()?;
-    let index = ItemIndex::from_bytes(&model::file(BUNDLE_DIR, &manifest, ITEMS_FILE)?).map_err(|e| e.to_string())?;
-    let item_tower = model::optional_file(BUNDLE_DIR, &manifest, ITEM_TOWER_FILE)?
-        .map(|b| ItemTower::from_bytes(&b).map_err(|e| e.to_string()))
-        .transpose()?;
+    let index = model::item_index(&manifest)?;
+    let item_tower = model::item_tower(&manifest)?;
     let encoder = model::encoder(&manifest)?;
     Ok(Model { manifest, index, item_tower, encoder })
 }
 
 async fn handle(req: IncomingRequest) -> Response {
-    let mut call = Call::new(&req);
-    match (&call.method, call.path.as_str()) {
-        (Method::Options, _) => call.preflight(),
-        (Method::Post, "/api/items/cold-start") => {
-            let result = handle_cold_start(&mut call, req).await;
-            call.respond(result)
-        }
-        (method, "/api/items/cold-start") => {
-            call.error(&ApiError::method_not_allowed(&method.to_string(), "/api/items/cold-start", "POST"))
-        }
-        (_, path) => call.error(&ApiError::not_found(path)),
-    }
+    serve_post(req, "/api/items/cold-start", handle_cold_start).await
 }
 
 async fn handle_cold_start(call: &mut Call, req: IncomingRequest) -> Result<ColdStartResponse, ApiError> {
@@ -77,10 +64,7 @@ async fn handle_cold_start(call: &mut Call, req: IncomingRequest) -> Result<Cold
         for chunk in texts.chunks(ENCODE_BATCH) {
             let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let embedded = model.encoder.encode_batch(&batch).map_err(encoder_failed)?;
-            vectors.extend(embedded.into_iter().map(|t| match &model.item_tower {
-                Some(tower) => tower.project(&t),
-                None => t,
-            }));
+            vectors.extend(embedded.into_iter().map(|t| item_space(model.item_tower.as_ref(), t)));
         }
         Ok(())
     })?;

@@ -8,15 +8,15 @@
 //! component through its `preinit` export so that no request pays for it.
 
 use edgerec_adapter::model::{self, Lazy, encoder_failed};
-use edgerec_adapter::{BUNDLE_DIR, Call, read_json};
+use edgerec_adapter::{BUNDLE_DIR, Call, read_json, serve_post};
 use edgerec_core::api::{ApiError, SearchRequest, SearchResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
-use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use edgerec_core::tower::{ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower, item_space};
+use spin_sdk::http::{IncomingRequest, Response};
 
 /// The exported HTTP entry point. `#[http_component]` generates C-ABI
 /// export glue, which is `unsafe`; the `allow` covers that glue.
@@ -42,14 +42,12 @@ edgerec_adapter::export_preinit!(crate::MODEL);
 
 fn load() -> Result<Model, String> {
     let manifest = model::manifest()?;
-    let index = ItemIndex::from_bytes(&model::file(BUNDLE_DIR, &manifest, ITEMS_FILE)?).map_err(|e| e.to_string())?;
+    let index = model::item_index(&manifest)?;
     let bm25 = Bm25::from_bytes(&model::file(BUNDLE_DIR, &manifest, BM25_FILE)?).map_err(|e| e.to_string())?;
     if bm25.len() != index.len() {
         return Err(format!("{BM25_FILE} has {} titles, {ITEMS_FILE} {} items", bm25.len(), index.len()));
     }
-    let item_tower = model::optional_file(BUNDLE_DIR, &manifest, ITEM_TOWER_FILE)?
-        .map(|b| ItemTower::from_bytes(&b).map_err(|e| e.to_string()))
-        .transpose()?;
+    let item_tower = model::item_tower(&manifest)?;
     let user_tower = match model::optional_file(BUNDLE_DIR, &manifest, USER_TOWER_FILE)? {
         Some(bytes) => UserTower::from_bytes(&bytes).map_err(|e| e.to_string())?,
         None => UserTower::recency(index.dims(), MAX_HISTORY),
@@ -59,18 +57,7 @@ fn load() -> Result<Model, String> {
 }
 
 async fn handle(req: IncomingRequest) -> Response {
-    let mut call = Call::new(&req);
-    match (&call.method, call.path.as_str()) {
-        (Method::Options, _) => call.preflight(),
-        (Method::Post, "/api/search") => {
-            let result = handle_search(&mut call, req).await;
-            call.respond(result)
-        }
-        (method, "/api/search") => {
-            call.error(&ApiError::method_not_allowed(&method.to_string(), "/api/search", "POST"))
-        }
-        (_, path) => call.error(&ApiError::not_found(path)),
-    }
+    serve_post(req, "/api/search", handle_search).await
 }
 
 async fn handle_search(call: &mut Call, req: IncomingRequest) -> Result<SearchResponse, ApiError> {
@@ -79,10 +66,7 @@ async fn handle_search(call: &mut Call, req: IncomingRequest) -> Result<SearchRe
     let model = call.timed("model", || MODEL.get())?;
     let tokens = call.timed("tokenize", || model.encoder.tokenize(&[query.text.as_str()])).map_err(encoder_failed)?;
     let text_vector = call.timed("encode", || model.encoder.embed(&tokens)).map_err(encoder_failed)?.remove(0);
-    let query_vector = match &model.item_tower {
-        Some(tower) => tower.project(&text_vector),
-        None => text_vector,
-    };
+    let query_vector = item_space(model.item_tower.as_ref(), text_vector);
     let (history, unknown) = resolve(&model.index, &query.history);
     let user = user_vector(&model.index, &model.user_tower, &history);
     let items = call.timed("score", || {
