@@ -18,9 +18,9 @@ use crate::{Error, Result};
 /// File name of the manifest inside a bundle.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the binary item index inside a bundle.
-pub const ITEMS_FILE: &str = "items.bin";
+pub const ITEMS_FILE: &str = crate::codec::ITEMS.file;
 /// File name of the ad-click model inside an ad bundle.
-pub const AD_MODEL_FILE: &str = "ad_model.bin";
+pub const AD_MODEL_FILE: &str = crate::codec::AD_MODEL.file;
 /// Bundle layout version written by this crate.
 pub const BUNDLE_FORMAT: u32 = 1;
 

@@ -37,9 +37,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The binary item index does not follow the documented layout.
-    #[error("item index: {0}")]
-    InvalidIndex(String),
     /// The text encoder could not be loaded or run.
     #[error("encoder: {0}")]
     Encoder(String),

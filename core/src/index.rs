@@ -1,11 +1,13 @@
 //! The item index: ids, titles, popularity and embeddings of every catalog
 //! item in one compact little-endian file (`items.bin`).
 //!
-//! A component answers every request from a fresh instance, so it reads this
-//! file on every request. The layout is chosen so that "reading" is one
-//! `read` into an aligned buffer and a few bounds checks: no parsing, no
-//! per-item allocation, no hash map to build (items are sorted by id and
-//! found by binary search). Embeddings are stored as int8 with one f32 scale
+//! A function reads it once per instance (once per host start where the
+//! host pre-initializes it, once per request under plain Spin), so the
+//! layout makes "reading" one `read` into an aligned buffer and a few bounds
+//! checks ([`crate::codec`]): no parsing, no per-item allocation, no hash map
+//! to build (items are sorted by id and found by binary search). The same
+//! layout holds the new items that `/api/items/cold-start` adds
+//! ([`crate::coldstart`]). Embeddings are stored as int8 with one f32 scale
 //! per item (symmetric quantization): a quarter of the bytes to copy into a
 //! fresh instance, for a cosine error below 0.001.
 //!
@@ -28,14 +30,14 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::score::dot_i8;
+use crate::codec::{self, Reader, Writer};
+use crate::score::{MAX_DIMS, QueryVector};
 use crate::{Error, Result};
 
 #[cfg(target_endian = "big")]
 compile_error!("items.bin is little-endian and read in place; big-endian targets are not supported");
 
-const MAGIC: [u8; 4] = *b"ERIX";
-const FORMAT: u32 = 2;
+/// Header words: magic, format, count, dims, strings_len, 3 reserved.
 const HEADER_WORDS: usize = 8;
 
 /// One catalog item on its way into an index.
@@ -67,19 +69,23 @@ pub struct ItemIndex {
 impl ItemIndex {
     /// Serializes items into the `items.bin` layout, sorted by id.
     pub fn encode(items: &[IndexItem]) -> Result<Vec<u8>> {
+        let bad = |reason: String| Error::Format { what: codec::ITEMS.file.into(), reason };
         let dims = items.first().map_or(0, |i| i.embedding.len());
+        if dims > MAX_DIMS {
+            return Err(bad(format!("embeddings of width {dims}; at most {MAX_DIMS} are supported")));
+        }
         let mut order: Vec<&IndexItem> = items.iter().collect();
         order.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
         for pair in order.windows(2) {
             if pair[0].id == pair[1].id {
-                return Err(Error::InvalidIndex(format!("item id `{}` appears twice", pair[0].id)));
+                return Err(bad(format!("item id `{}` appears twice", pair[0].id)));
             }
         }
         let mut strings = Vec::new();
         let mut offsets = vec![0u32];
         for item in &order {
             if item.embedding.len() != dims {
-                return Err(Error::InvalidIndex(format!(
+                return Err(bad(format!(
                     "item `{}` has an embedding of width {}, expected {dims}",
                     item.id,
                     item.embedding.len()
@@ -87,10 +93,7 @@ impl ItemIndex {
             }
             for text in [&item.id, &item.title] {
                 strings.extend_from_slice(text.as_bytes());
-                offsets.push(
-                    u32::try_from(strings.len())
-                        .map_err(|_| Error::InvalidIndex("string table exceeds 4 GiB".into()))?,
-                );
+                offsets.push(u32::try_from(strings.len()).map_err(|_| bad("string table exceeds 4 GiB".into()))?);
             }
         }
         let count = order.len();
@@ -103,23 +106,14 @@ impl ItemIndex {
             quantized.extend(
                 item.embedding
                     .iter()
-                    .map(|x| if scale == 0.0 { 0i8 } else { (x / scale).round().clamp(-127.0, 127.0) as i8 }),
+                    .map(|x| if scale == 0.0 { 0u8 } else { (x / scale).round().clamp(-127.0, 127.0) as i8 as u8 }),
             );
         }
-        let mut out = Vec::with_capacity(32 + 4 * (4 * count + 1) + quantized.len() + strings.len());
-        out.extend_from_slice(&MAGIC);
-        for word in [FORMAT, count as u32, dims as u32, strings.len() as u32, 0, 0, 0] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        for x in scales.iter().chain(order.iter().map(|item| &item.popularity)) {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        for o in &offsets {
-            out.extend_from_slice(&o.to_le_bytes());
-        }
-        out.extend(quantized.iter().map(|&q| q as u8));
-        out.extend_from_slice(&strings);
-        Ok(out)
+        let mut w = Writer::new(codec::ITEMS);
+        w.count(codec::ITEMS, "count", count)?.u32(dims as u32).u32(strings.len() as u32).u32s(&[0, 0, 0]);
+        w.f32s(&scales).f32s(order.iter().map(|item| &item.popularity)).u32s(&offsets);
+        w.bytes(&quantized).bytes(&strings);
+        Ok(w.finish())
     }
 
     /// Reads an index file with a single `read` into an aligned buffer.
@@ -128,43 +122,44 @@ impl ItemIndex {
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let mut words = vec![0u32; len.div_ceil(4)];
         file.read_exact(&mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len]).map_err(|e| Error::io(path, e))?;
-        Self::from_words(words, len)
+        Self::from_words(words, len, codec::ITEMS.file)
     }
 
     /// Builds an index from bytes already in memory (copies them once).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Self::from_words(words, bytes.len())
+        Self::from_bytes_named(bytes, codec::ITEMS.file)
     }
 
-    fn from_words(words: Vec<u32>, len: usize) -> Result<Self> {
-        let bad = |reason: String| Error::InvalidIndex(reason);
-        if len < HEADER_WORDS * 4 {
-            return Err(bad(format!("file is {len} bytes, shorter than the 32-byte header")));
+    /// [`ItemIndex::from_bytes`] for bytes stored under another name (a
+    /// key-value entry), which errors then name.
+    pub fn from_bytes_named(bytes: &[u8], name: &str) -> Result<Self> {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self::from_words(words, bytes.len(), name)
+    }
+
+    fn from_words(words: Vec<u32>, len: usize, name: &str) -> Result<Self> {
+        let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..len];
+        let mut r = Reader::open_named(codec::ITEMS, name, bytes)?;
+        let count = r.count("count")?;
+        let dims = r.count("dims")?;
+        let strings_len = r.count("strings_len")?;
+        r.bytes(12, "reserved")?;
+        if dims > MAX_DIMS {
+            return Err(r.error(format!("embeddings of width {dims}; at most {MAX_DIMS} are supported")));
         }
-        if bytemuck::cast_slice::<u32, u8>(&words[..1]) != MAGIC {
-            return Err(bad("missing `ERIX` magic: not an edgerec items.bin".into()));
-        }
-        let format = u32::from_le(words[1]);
-        if format != FORMAT {
-            return Err(bad(format!(
-                "format {format} is not supported (expected {FORMAT}); rebuild with `edgerec index`"
-            )));
-        }
-        let count = u32::from_le(words[2]) as usize;
-        let dims = u32::from_le(words[3]) as usize;
-        let strings_len = u32::from_le(words[4]) as usize;
-        let popularity_at = HEADER_WORDS + count;
-        let offsets_at = popularity_at + count;
-        let quantized_byte = 4 * (offsets_at + 2 * count + 1);
-        let strings_byte = quantized_byte + count * dims;
-        let expected = strings_byte + strings_len;
-        if expected != len {
-            return Err(bad(format!(
-                "header says {count} items of width {dims} and {strings_len} string bytes ({expected} bytes), file has {len}"
-            )));
-        }
+        r.bytes(r.product(count, 4, "scales")?, "scales")?;
+        let popularity_at = r.position() / 4;
+        r.bytes(r.product(count, 4, "popularity")?, "popularity")?;
+        let offsets_at = r.position() / 4;
+        let offsets_len = r.sum(r.product(count, 2, "string offsets")?, 1, "string offsets")?;
+        r.bytes(r.product(offsets_len, 4, "string offsets")?, "string offsets")?;
+        let quantized_byte = r.position();
+        r.bytes(r.product(count, dims, "embeddings")?, "embeddings")?;
+        let strings_byte = r.position();
+        r.bytes(strings_len, "strings")?;
+        r.finish()?;
+        let bad = |reason: String| Error::Format { what: name.to_string(), reason };
         let index = Self { words, count, dims, popularity_at, offsets_at, quantized_byte, strings_byte };
         let offsets = index.offsets();
         if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[2 * count] as usize != strings_len {
@@ -200,7 +195,7 @@ impl ItemIndex {
     pub fn quantized(&self, i: usize) -> (&[i8], f32) {
         let bytes: &[i8] = bytemuck::cast_slice(&self.words);
         let start = self.quantized_byte + i * self.dims;
-        (&bytes[start..start + self.dims], f32::from_bits(u32::from_le(self.words[HEADER_WORDS + i])))
+        (&bytes[start..start + self.dims], f32::from_bits(self.words[HEADER_WORDS + i]))
     }
 
     /// The embedding of item `i`, dequantized.
@@ -209,10 +204,22 @@ impl ItemIndex {
         q.iter().map(|&x| f32::from(x) * scale).collect()
     }
 
-    /// `dot(v, embedding(i))` without dequantizing the row.
-    pub fn dot(&self, v: &[f32], i: usize) -> f32 {
+    /// `dot(query, embedding(i))` without dequantizing the row.
+    pub fn dot(&self, query: &QueryVector, i: usize) -> f32 {
         let (q, scale) = self.quantized(i);
-        dot_i8(v, q) * scale
+        query.dot(q, scale)
+    }
+
+    /// `dot(query, embedding(i))` for every item, in index order: the
+    /// catalog scan behind every ranking.
+    pub fn scores(&self, query: &QueryVector) -> Vec<f32> {
+        let bytes: &[i8] = bytemuck::cast_slice(&self.words);
+        let rows = &bytes[self.quantized_byte..self.quantized_byte + self.count * self.dims];
+        let scales: &[f32] = bytemuck::cast_slice(&self.words[HEADER_WORDS..HEADER_WORDS + self.count]);
+        if self.dims == 0 {
+            return vec![0.0; self.count];
+        }
+        rows.chunks_exact(self.dims).zip(scales).map(|(row, &scale)| query.dot(row, scale)).collect()
     }
 
     /// Popularity of every item.
@@ -317,8 +324,9 @@ mod tests {
             let stored = index.embedding(i);
             let cosine = crate::score::dot(&original.embedding, &stored) / crate::score::dot(&stored, &stored).sqrt();
             assert!(cosine > 0.999, "item {i}: cosine {cosine}");
-            let direct = index.dot(&original.embedding, i);
-            assert!((direct - crate::score::dot(&original.embedding, &stored)).abs() < 1e-4);
+            let direct = index.dot(&QueryVector::new(&original.embedding), i);
+            assert!((direct - crate::score::dot(&original.embedding, &stored)).abs() < 1e-3);
+            assert_eq!(index.scores(&QueryVector::new(&original.embedding))[i], direct);
         }
     }
 
@@ -342,14 +350,24 @@ mod tests {
     #[test]
     fn refuses_corrupt_files() {
         let bytes = ItemIndex::encode(&sample()).unwrap();
-        assert!(ItemIndex::from_bytes(&bytes[..10]).unwrap_err().to_string().contains("header"));
-        assert!(ItemIndex::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("file has"));
+        let err = |bytes: &[u8]| ItemIndex::from_bytes(bytes).unwrap_err().to_string();
+        assert!(err(&bytes[..10]).starts_with("items.bin: truncated"), "{}", err(&bytes[..10]));
+        assert!(err(&bytes[..bytes.len() - 1]).contains("truncated: strings"));
         let mut wrong_magic = bytes.clone();
         wrong_magic[0] = b'X';
-        assert!(ItemIndex::from_bytes(&wrong_magic).unwrap_err().to_string().contains("magic"));
+        assert!(err(&wrong_magic).contains("does not start with `ERIX`"));
+        let mut huge = bytes.clone();
+        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(err(&huge).contains("truncated"), "a damaged count is refused: {}", err(&huge));
+        assert!(
+            ItemIndex::from_bytes_named(&bytes[..20], "new-items:shop/1:0")
+                .unwrap_err()
+                .to_string()
+                .starts_with("new-items:shop/1:0:")
+        );
         let mut bad_utf8 = bytes.clone();
         let last = bad_utf8.len() - 1;
         bad_utf8[last] = 0xff;
-        assert!(ItemIndex::from_bytes(&bad_utf8).unwrap_err().to_string().contains("UTF-8"));
+        assert!(err(&bad_utf8).contains("UTF-8"));
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! | module | feature | used by |
 //! |---|---|---|
-//! | [`api`], [`bundle`], [`index`], [`score`], [`recommend`], [`search`], [`ads`], [`coldstart`] | always | functions, host |
+//! | [`api`], [`bundle`], [`codec`] (binary files), [`index`], [`score`], [`recommend`], [`search`], [`ads`], [`coldstart`] | always | functions, host |
 //! | [`encoder`] (tract + tokenizers) | `encoder` | host (`edgerec index`), request-time encoding |
 //! | [`tower`] (user/item towers at serving time) | always | functions, evaluation |
 //! | [`data`] (ingest, splits), [`eval`] (metrics, baselines) | `data` | host (`edgerec prepare/split/eval`) |
@@ -17,6 +17,7 @@
 pub mod ads;
 pub mod api;
 pub mod bundle;
+pub mod codec;
 pub mod coldstart;
 #[cfg(feature = "data")]
 pub mod data;

@@ -7,9 +7,9 @@
 //! with no known item falls back to the most popular items.
 
 use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
-use crate::coldstart::StoredItem;
+use crate::coldstart::NewItems;
 use crate::index::ItemIndex;
-use crate::score::top_k;
+use crate::score::{QueryVector, TopK, top_k};
 use crate::tower::UserTower;
 
 /// How many of the newest distinct history items are considered when
@@ -73,7 +73,7 @@ pub fn user_vector(index: &ItemIndex, tower: &UserTower, history: &[usize]) -> O
 
 /// Ranks the catalog for `query` with the bundle's user tower.
 pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -> Recommendations {
-    recommend_with_new(index, tower, query, &[], 0.0)
+    recommend_with_new(index, tower, query, &NewItems::default(), 0.0)
 }
 
 /// Like [`recommend`], with new items (from `/api/items/cold-start`) ranked
@@ -84,7 +84,7 @@ pub fn recommend_with_new(
     index: &ItemIndex,
     tower: &UserTower,
     query: &RecommendQuery,
-    new_items: &[StoredItem],
+    new_items: &NewItems,
     boost: f32,
 ) -> Recommendations {
     let mut unknown: Vec<String> = Vec::new();
@@ -111,19 +111,27 @@ pub fn recommend_with_new(
     let user = tower.user_vector(&history, |i, row| row.copy_from_slice(&index.embedding(i)));
     let items = match user {
         Some(user) => {
+            let user = QueryVector::new(&user);
             let mut items = by_similarity(index, &user, &history, &allowed, query.k);
             let blocked = |id: &str| {
                 query.exclude.iter().any(|e| e == id)
                     || (query.exclude_history && query.history.iter().any(|h| h == id))
                     || index.find(id).is_some()
             };
-            let fresh = new_items.iter().filter(|n| n.vector.len() == user.len() && !blocked(&n.item_id));
-            items.extend(fresh.map(|n| ScoredItem {
-                item_id: n.item_id.clone(),
-                title: n.title.clone(),
-                score: crate::score::dot(&user, &n.vector) + boost,
-                reason: Some("new item".into()),
-            }));
+            for page in new_items.pages().iter().filter(|p| p.dims() == user.len()) {
+                let mut top = TopK::new(query.k);
+                for (i, score) in page.scores(&user).into_iter().enumerate() {
+                    if !blocked(page.id(i)) {
+                        top.push(i, score + boost);
+                    }
+                }
+                items.extend(top.into_sorted().into_iter().map(|(i, score)| ScoredItem {
+                    item_id: page.id(i).to_string(),
+                    title: page.title(i).to_string(),
+                    score,
+                    reason: Some("new item".into()),
+                }));
+            }
             // Stable: among equal scores catalog items (ranked first) stay first.
             items.sort_by(|a, b| b.score.total_cmp(&a.score));
             items.truncate(query.k);
@@ -132,23 +140,34 @@ pub fn recommend_with_new(
         None => by_popularity(index, &allowed, query.k),
     };
     // History ids that name a new item are not unknown.
-    unknown.retain(|id| !new_items.iter().any(|n| &n.item_id == id));
+    unknown.retain(|id| !new_items.contains(id));
     Recommendations { items, unknown }
 }
 
-fn by_similarity(index: &ItemIndex, user: &[f32], history: &[usize], allowed: &[bool], k: usize) -> Vec<ScoredItem> {
-    let scores: Vec<Option<f32>> = allowed.iter().enumerate().map(|(i, &ok)| ok.then(|| index.dot(user, i))).collect();
-    // The newest distinct history items, dequantized once, explain each pick.
-    let mut recent: Vec<(usize, Vec<f32>)> = Vec::new();
+fn by_similarity(
+    index: &ItemIndex,
+    user: &QueryVector,
+    history: &[usize],
+    allowed: &[bool],
+    k: usize,
+) -> Vec<ScoredItem> {
+    let mut top = TopK::new(k);
+    for (i, score) in index.scores(user).into_iter().enumerate() {
+        if allowed[i] {
+            top.push(i, score);
+        }
+    }
+    // The newest distinct history items explain each pick.
+    let mut recent: Vec<(usize, QueryVector)> = Vec::new();
     for &h in history.iter().rev() {
         if !recent.iter().any(|(r, _)| *r == h) {
-            recent.push((h, index.embedding(h)));
+            recent.push((h, QueryVector::new(&index.embedding(h))));
         }
         if recent.len() == REASON_CANDIDATES {
             break;
         }
     }
-    top_k(&scores, k)
+    top.into_sorted()
         .into_iter()
         .map(|(i, score)| {
             let closest = recent
@@ -251,13 +270,30 @@ mod tests {
 
     #[test]
     fn new_items_rank_by_similarity_plus_boost() {
+        use crate::coldstart::{KeyValue, StoredItem, store_new_items};
+        struct Memory(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+        impl KeyValue for Memory {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+                Ok(self.0.lock().unwrap().get(key).cloned())
+            }
+            fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+                self.0.lock().unwrap().insert(key.into(), value.into());
+                Ok(())
+            }
+            fn keys(&self) -> Result<Vec<String>, String> {
+                Ok(self.0.lock().unwrap().keys().cloned().collect())
+            }
+        }
+        let model = crate::api::ModelRef { name: "t".into(), version: "1".into() };
         let new = |id: &str, angle: f32| StoredItem {
             item_id: id.into(),
             title: format!("new {id}"),
             vector: vec![angle.cos(), angle.sin()],
-            model: crate::api::ModelRef { name: "t".into(), version: "1".into() },
+            model: model.clone(),
         };
-        let fresh = [new("n-near-a", 0.05), new("n-near-c", 1.55)];
+        let kv = Memory(Default::default());
+        store_new_items(&kv, &model, &[new("n-near-a", 0.05), new("n-near-c", 1.55)]).unwrap();
+        let fresh = NewItems::load(&kv, &model).unwrap();
         let tower = UserTower::recency(2, 50);
         // History "a": n-near-a is closer than b (angle 0.2) even without a boost.
         let r = recommend_with_new(&index(), &tower, &query(&["a"], 3), &fresh, 0.0);
@@ -271,6 +307,9 @@ mod tests {
         q.exclude = vec!["n-near-a".into()];
         assert!(!ids(&recommend_with_new(&index(), &tower, &q, &fresh, 0.0)).contains(&"n-near-a"));
         assert_eq!(ids(&recommend_with_new(&index(), &tower, &query(&[], 2), &fresh, 1.0)), ["c", "d"]);
+        // A new item in the history is known, not reported as unknown.
+        let r = recommend_with_new(&index(), &tower, &query(&["a", "n-near-c"], 3), &fresh, 0.0);
+        assert!(r.unknown.is_empty(), "{:?}", r.unknown);
     }
 
     #[test]

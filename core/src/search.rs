@@ -16,13 +16,14 @@
 #[cfg(feature = "data")]
 pub mod relevance;
 
+use crate::Result;
 use crate::api::{ApiError, ScoredItem, validate_k};
+use crate::codec::{self, Reader, Writer};
 use crate::index::ItemIndex;
-use crate::score::top_k;
-use crate::{Error, Result};
+use crate::score::{QueryVector, top_k};
 
 /// File name of the BM25 index inside a bundle.
-pub const BM25_FILE: &str = "bm25.bin";
+pub const BM25_FILE: &str = codec::BM25.file;
 
 /// Query text beyond this many bytes is cut before tokenizing: far more than
 /// any encoder window (128 word pieces) holds, and it keeps a 1 MiB body
@@ -70,9 +71,6 @@ pub struct Bm25 {
     post_doc: Vec<u32>,
     post_tf: Vec<u32>,
 }
-
-const BM25_MAGIC: &[u8; 4] = b"ERBM";
-const BM25_VERSION: u32 = 1;
 
 impl Bm25 {
     /// Indexes `docs` (document `i` is `docs[i]`).
@@ -146,67 +144,44 @@ impl Bm25 {
     /// `post_doc[postings]`, `post_tf[postings]`, `term_end[terms]` (byte
     /// offsets into the UTF-8 terms that follow).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut words: Vec<u32> = vec![
-            BM25_VERSION,
-            self.doc_len.len() as u32,
-            self.vocab.len() as u32,
-            self.post_doc.len() as u32,
-            self.avg_len.to_bits(),
-        ];
-        words.extend(&self.doc_len);
-        words.extend(&self.post_start);
-        words.extend(&self.post_doc);
-        words.extend(&self.post_tf);
+        let mut w = Writer::new(codec::BM25);
+        w.u32(self.doc_len.len() as u32).u32(self.vocab.len() as u32).u32(self.post_doc.len() as u32);
+        w.u32(self.avg_len.to_bits());
+        w.u32s(&self.doc_len).u32s(&self.post_start).u32s(&self.post_doc).u32s(&self.post_tf);
         let mut text = String::new();
         for term in &self.vocab {
             text.push_str(term);
-            words.push(text.len() as u32);
+            w.u32(text.len() as u32);
         }
-        let mut out = BM25_MAGIC.to_vec();
-        for w in words {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        out.extend_from_slice(text.as_bytes());
-        out
+        w.bytes(text.as_bytes());
+        w.finish()
     }
 
     /// Parses `bm25.bin`, checking every length and offset.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: &str| Error::Format { what: BM25_FILE.into(), reason: why.into() };
-        if bytes.len() < 24 || &bytes[..4] != BM25_MAGIC {
-            return Err(bad("not a BM25 index (bad magic)"));
-        }
-        let mut pos = 4;
-        let mut word = || -> Result<u32> {
-            let w = bytes.get(pos..pos + 4).ok_or_else(|| bad("truncated"))?;
-            pos += 4;
-            Ok(u32::from_le_bytes(w.try_into().expect("4 bytes")))
-        };
-        if word()? != BM25_VERSION {
-            return Err(bad("unsupported version; rebuild the bundle"));
-        }
-        let (docs, n_terms, postings) = (word()? as usize, word()? as usize, word()? as usize);
-        let avg_len = f32::from_bits(word()?);
-        let needed = docs + (n_terms + 1) + 2 * postings + n_terms;
-        if bytes.len() < 24 + 4 * needed {
-            return Err(bad("truncated"));
-        }
-        let mut take = |n: usize| (0..n).map(|_| word()).collect::<Result<Vec<u32>>>();
-        let (doc_len, post_start, post_doc, post_tf, term_end) =
-            (take(docs)?, take(n_terms + 1)?, take(postings)?, take(postings)?, take(n_terms)?);
-        let text = std::str::from_utf8(&bytes[24 + 4 * needed..]).map_err(|_| bad("terms are not UTF-8"))?;
+        let mut r = Reader::open(codec::BM25, bytes)?;
+        let (docs, n_terms, postings) = (r.count("documents")?, r.count("terms")?, r.count("postings")?);
+        let avg_len = r.f32("avg_len")?;
+        let doc_len = r.u32s(docs, "doc_len")?;
+        let post_start = r.u32s(r.sum(n_terms, 1, "post_start")?, "post_start")?;
+        let post_doc = r.u32s(postings, "post_doc")?;
+        let post_tf = r.u32s(postings, "post_tf")?;
+        let term_end = r.u32s(n_terms, "term_end")?;
+        let text = r.bytes(r.remaining(), "terms")?;
+        let text = std::str::from_utf8(text).map_err(|_| r.error("terms are not UTF-8"))?;
         let mut vocab = Vec::with_capacity(n_terms);
         let mut start = 0usize;
         for &end in &term_end {
-            let term = text.get(start..end as usize).ok_or_else(|| bad("term offsets out of range"))?;
+            let term = text.get(start..end as usize).ok_or_else(|| r.error("term offsets out of range"))?;
             vocab.push(term.to_string());
             start = end as usize;
         }
         let sorted = vocab.windows(2).all(|w| w[0] < w[1]);
         let starts_ok = post_start.windows(2).all(|w| w[0] <= w[1]) && post_start.last() == Some(&(postings as u32));
-        if !sorted || !starts_ok || post_doc.iter().any(|&d| d as usize >= docs) {
-            return Err(bad("inconsistent postings"));
+        if !sorted || !starts_ok || post_doc.iter().any(|&d| d as usize >= docs) || start != text.len() {
+            return Err(r.error("inconsistent postings"));
         }
+        r.finish()?;
         Ok(Self { doc_len, avg_len, vocab, post_start, post_doc, post_tf })
     }
 }
@@ -337,8 +312,8 @@ pub fn search(
 ) -> Vec<ScoredItem> {
     let candidates: Vec<usize> = (0..index.len()).collect();
     let lexical = bm25.scores(&terms(&query.text));
-    let semantic: Vec<f32> = candidates.iter().map(|&i| index.dot(query_vector, i)).collect();
-    let personal: Option<Vec<f32>> = user.map(|u| candidates.iter().map(|&i| index.dot(u, i)).collect());
+    let semantic = index.scores(&QueryVector::new(query_vector));
+    let personal = user.map(|u| index.scores(&QueryVector::new(u)));
     let fused = fuse(&candidates, &lexical, &semantic, personal.as_deref(), fusion);
     let scores: Vec<Option<f32>> = fused.into_iter().map(Some).collect();
     top_k(&scores, query.k)

@@ -9,14 +9,12 @@
 //! `dims × dims` f32 weights (row-major, `u = pooled · W`) and `dims` f32
 //! biases.
 
+use crate::Result;
+use crate::codec::{self, Reader, Writer};
 use crate::score::normalize;
-use crate::{Error, Result};
 
 /// File name of the user tower inside a bundle.
-pub const USER_TOWER_FILE: &str = "user_tower.bin";
-
-const MAGIC: &[u8; 4] = b"ERUT";
-const VERSION: u32 = 1;
+pub const USER_TOWER_FILE: &str = codec::USER_TOWER.file;
 
 /// Weight halving distance (in history positions) of the untrained tower.
 pub const HISTORY_HALF_LIFE: f32 = 5.0;
@@ -107,51 +105,39 @@ impl UserTower {
 
     /// Serializes to the `user_tower.bin` layout.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        for v in [VERSION, self.dims as u32, self.max_history() as u32, self.weight.is_some() as u32] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        let floats = self.position_logits.iter().chain(self.weight.iter().flatten()).chain(self.bias.iter().flatten());
-        for f in floats {
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        out
+        let mut w = Writer::new(codec::USER_TOWER);
+        w.u32(self.dims as u32).u32(self.max_history() as u32).u32(u32::from(self.weight.is_some()));
+        w.f32s(&self.position_logits).f32s(self.weight.iter().flatten()).f32s(self.bias.iter().flatten());
+        w.finish()
     }
 
     /// Parses `user_tower.bin`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: &str| Error::Format { what: USER_TOWER_FILE.into(), reason: why.into() };
-        if bytes.len() < 20 || &bytes[..4] != MAGIC {
-            return Err(bad("not a user tower (bad magic)"));
+        let mut r = Reader::open(codec::USER_TOWER, bytes)?;
+        let dims = r.count("dims")?;
+        let max_history = r.count("max_history")?;
+        let projected = match r.u32("has_projection")? {
+            0 => false,
+            1 => true,
+            other => return Err(r.error(format!("has_projection is {other}, expected 0 or 1"))),
+        };
+        if dims == 0 || max_history == 0 {
+            return Err(r.error(format!("dims {dims} and max_history {max_history} must both be positive")));
         }
-        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-        let (version, dims, max_history, projected) = (word(0), word(1), word(2), word(3) == 1);
-        if version != VERSION as usize {
-            return Err(bad(&format!("version {version} is not supported (expected {VERSION})")));
-        }
-        let floats_needed = max_history + if projected { dims * dims + dims } else { 0 };
-        let body = &bytes[20..];
-        if body.len() != floats_needed * 4 || dims == 0 || max_history == 0 {
-            return Err(bad(&format!("{} bytes of weights, expected {}", body.len(), floats_needed * 4)));
-        }
-        let floats: Vec<f32> =
-            body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        let (logits, rest) = floats.split_at(max_history);
+        let position_logits = r.f32s(max_history, "position logits")?;
         let (weight, bias) = if projected {
-            let (w, b) = rest.split_at(dims * dims);
-            (Some(w.to_vec()), Some(b.to_vec()))
+            let n = r.product(dims, dims, "weights")?;
+            (Some(r.f32s(n, "weights")?), Some(r.f32s(dims, "biases")?))
         } else {
             (None, None)
         };
-        Ok(Self { dims, position_logits: logits.to_vec(), weight, bias })
+        r.finish()?;
+        Ok(Self { dims, position_logits, weight, bias })
     }
 }
 
 /// File name of the item tower inside a bundle.
-pub const ITEM_TOWER_FILE: &str = "item_tower.bin";
-
-const ITEM_MAGIC: &[u8; 4] = b"ERIT";
+pub const ITEM_TOWER_FILE: &str = codec::ITEM_TOWER.file;
 
 /// The text half of the item tower: `normalize(t · W + b)` maps a
 /// pretrained text embedding `t` into the towers' space, so an item nobody
@@ -197,36 +183,24 @@ impl ItemTower {
 
     /// Serializes to the `item_tower.bin` layout.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(ITEM_MAGIC);
-        for v in [VERSION, self.text_dims as u32, self.dims as u32] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for f in self.weight.iter().chain(&self.bias) {
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        out
+        let mut w = Writer::new(codec::ITEM_TOWER);
+        w.u32(self.text_dims as u32).u32(self.dims as u32).f32s(&self.weight).f32s(&self.bias);
+        w.finish()
     }
 
     /// Parses `item_tower.bin`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: String| Error::Format { what: ITEM_TOWER_FILE.into(), reason: why };
-        if bytes.len() < 16 || &bytes[..4] != ITEM_MAGIC {
-            return Err(bad("not an item tower (bad magic)".into()));
+        let mut r = Reader::open(codec::ITEM_TOWER, bytes)?;
+        let text_dims = r.count("text_dims")?;
+        let dims = r.count("dims")?;
+        if dims == 0 || text_dims == 0 {
+            return Err(r.error(format!("text_dims {text_dims} and dims {dims} must both be positive")));
         }
-        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-        let (version, text_dims, dims) = (word(0), word(1), word(2));
-        if version != VERSION as usize {
-            return Err(bad(format!("version {version} is not supported (expected {VERSION})")));
-        }
-        let body = &bytes[16..];
-        if body.len() != (text_dims * dims + dims) * 4 || dims == 0 {
-            return Err(bad(format!("{} bytes of weights, expected {}", body.len(), (text_dims * dims + dims) * 4)));
-        }
-        let floats: Vec<f32> =
-            body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        let (w, b) = floats.split_at(text_dims * dims);
-        Ok(Self { text_dims, dims, weight: w.to_vec(), bias: b.to_vec() })
+        let n = r.product(text_dims, dims, "weights")?;
+        let weight = r.f32s(n, "weights")?;
+        let bias = r.f32s(dims, "biases")?;
+        r.finish()?;
+        Ok(Self { text_dims, dims, weight, bias })
     }
 }
 

@@ -13,13 +13,11 @@
 #[cfg(feature = "data")]
 pub mod fit;
 
+use crate::Result;
+use crate::codec::{self, Reader, Writer};
 use crate::score::dot;
-use crate::{Error, Result};
 
 pub use crate::bundle::AD_MODEL_FILE;
-
-const MAGIC: &[u8; 4] = b"ERAD";
-const VERSION: u32 = 2;
 
 /// Buckets of the hashed bag of words. The embedding knows what a headline
 /// means; the words carry what the topic draws (on Upworthy a TF-IDF model
@@ -96,47 +94,30 @@ impl AdModel {
     /// dims, `u32` buckets, then f32 little-endian: `weights[dims]`,
     /// `word_weights[buckets]`, length weight, bias, context weight.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.weights.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.word_weights.len() as u32).to_le_bytes());
-        let tail = [&self.length_weight, &self.bias, &self.context_weight];
-        for f in self.weights.iter().chain(&self.word_weights).chain(tail) {
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        out
+        let mut w = Writer::new(codec::AD_MODEL);
+        w.u32(self.weights.len() as u32).u32(self.word_weights.len() as u32);
+        w.f32s(&self.weights).f32s(&self.word_weights);
+        w.f32s(&[self.length_weight, self.bias, self.context_weight]);
+        w.finish()
     }
 
     /// Parses `ad_model.bin`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: String| Error::Format { what: AD_MODEL_FILE.into(), reason: why };
-        if bytes.len() < 16 || &bytes[..4] != MAGIC {
-            return Err(bad("not an ad model (bad magic)".into()));
-        }
-        let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
-        if word(4) != VERSION {
-            return Err(bad(format!("version {} is not supported (expected {VERSION})", word(4))));
-        }
-        let (dims, buckets) = (word(8) as usize, word(12) as usize);
+        let mut r = Reader::open(codec::AD_MODEL, bytes)?;
+        let dims = r.count("dims")?;
+        let buckets = r.count("buckets")?;
         if buckets != WORD_BUCKETS {
-            return Err(bad(format!("{buckets} word buckets, this build hashes into {WORD_BUCKETS}")));
+            return Err(r.error(format!("{buckets} word buckets, this build hashes into {WORD_BUCKETS}")));
         }
-        let body = &bytes[16..];
-        if body.len() != (dims + buckets + 3) * 4 {
-            return Err(bad(format!("{} bytes of weights, expected {}", body.len(), (dims + buckets + 3) * 4)));
+        let weights = r.f32s(dims, "weights")?;
+        let word_weights = r.f32s(buckets, "word weights")?;
+        let [length_weight, bias, context_weight] = [r.f32("length weight")?, r.f32("bias")?, r.f32("context weight")?];
+        r.finish()?;
+        let all = weights.iter().chain(&word_weights).chain([&length_weight, &bias, &context_weight]);
+        if all.into_iter().any(|x| !x.is_finite()) {
+            return Err(crate::Error::Format { what: AD_MODEL_FILE.into(), reason: "weights are not finite".into() });
         }
-        let f: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        if f.iter().any(|x| !x.is_finite()) {
-            return Err(bad("weights are not finite".into()));
-        }
-        let n = dims + buckets;
-        Ok(Self {
-            weights: f[..dims].to_vec(),
-            word_weights: f[dims..n].to_vec(),
-            length_weight: f[n],
-            bias: f[n + 1],
-            context_weight: f[n + 2],
-        })
+        Ok(Self { weights, word_weights, length_weight, bias, context_weight })
     }
 }
 

@@ -6,8 +6,6 @@
 //! `/ads`, the catalog bundle at `/bundle` (titles of history items) and
 //! the encoder at `/encoder`. Pre-initialized like `search`.
 
-use edgerec_adapter::model::{self, Lazy, encoder_failed};
-use edgerec_adapter::{Call, read_json, serve_post};
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
 use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
 use edgerec_core::bundle::Manifest;
@@ -15,7 +13,9 @@ use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::resolve;
 use edgerec_core::score::normalize;
-use spin_sdk::http::{IncomingRequest, Response};
+use edgerec_function::bundle::{self, encoder_failed};
+use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, json, read_json};
+use spin_sdk::http::IncomingRequest;
 
 /// Where `spin.toml` mounts the ad bundle.
 const ADS_DIR: &str = "/ads";
@@ -23,86 +23,81 @@ const ADS_DIR: &str = "/ads";
 /// History items whose titles make up the shopper's context.
 const CONTEXT_ITEMS: usize = 5;
 
-/// The exported HTTP entry point; see `functions/search`.
-#[allow(unsafe_code)]
-mod entry {
-    #[spin_sdk::http_component]
-    async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
-        super::handle(req).await
-    }
-}
-
-struct Model {
+/// What ad scoring serves from.
+struct AdScoring {
     ads: Manifest,
     ad_model: AdModel,
     index: ItemIndex,
     encoder: Encoder,
 }
 
-static MODEL: Lazy<Model> = Lazy::new(load);
-edgerec_adapter::export_preinit!(crate::MODEL);
+impl Function for AdScoring {
+    const ROUTES: &'static [Route] = &[Route::post("/api/ads/score")];
 
-fn load() -> Result<Model, String> {
-    let ads = Manifest::read(ADS_DIR.as_ref()).map_err(|e| e.to_string())?;
-    let ad_model = AdModel::from_bytes(&model::file(ADS_DIR, &ads, AD_MODEL_FILE)?).map_err(|e| e.to_string())?;
-    let catalog = model::manifest()?;
-    let index = model::item_index(&catalog)?;
-    let encoder = model::encoder(&ads)?;
-    if ad_model.weights.len() != encoder.config().dims {
-        return Err(format!(
-            "{AD_MODEL_FILE} has {} weights, the encoder {} dims",
-            ad_model.weights.len(),
-            encoder.config().dims
-        ));
-    }
-    Ok(Model { ads, ad_model, index, encoder })
-}
-
-async fn handle(req: IncomingRequest) -> Response {
-    serve_post(req, "/api/ads/score", handle_score).await
-}
-
-async fn handle_score(call: &mut Call, req: IncomingRequest) -> Result<AdsResponse, ApiError> {
-    let request: AdsRequest = read_json(req).await?;
-    let texts = validate(&request.ads)?;
-    let query = request.query.as_deref().map(|q| edgerec_core::search::clean_query(q, "query")).transpose()?;
-    let model = call.timed("model", || MODEL.get())?;
-    // The context: the query, else the titles of the newest history items.
-    let (history, _) = resolve(&model.index, request.history.as_deref().unwrap_or_default());
-    let mut context_texts: Vec<&str> = Vec::new();
-    if let Some((q, _)) = &query {
-        context_texts.push(q);
-    } else {
-        context_texts.extend(history.iter().rev().take(CONTEXT_ITEMS).map(|&i| model.index.title(i)));
-    }
-    // One batch for copies and context.
-    let mut batch: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
-    batch.extend(&context_texts);
-    let tokens = call.timed("tokenize", || model.encoder.tokenize(&batch)).map_err(encoder_failed)?;
-    let mut vectors = call.timed("encode", || model.encoder.embed(&tokens)).map_err(encoder_failed)?;
-    let context_vectors = vectors.split_off(texts.len());
-    let context = (!context_vectors.is_empty()).then(|| {
-        let mut mean = vec![0f32; context_vectors[0].len()];
-        for v in &context_vectors {
-            mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+    fn load() -> Result<Self, String> {
+        let ads = bundle::manifest(ADS_DIR)?;
+        let ad_model = AdModel::from_bytes(&bundle::file(ADS_DIR, &ads, AD_MODEL_FILE)?).map_err(|e| e.to_string())?;
+        let catalog = bundle::manifest(BUNDLE_DIR)?;
+        let index = bundle::item_index(&catalog)?;
+        let encoder = bundle::encoder(&ads)?;
+        if ad_model.weights.len() != encoder.config().dims {
+            return Err(format!(
+                "{AD_MODEL_FILE} has {} weights, the encoder {} dims",
+                ad_model.weights.len(),
+                encoder.config().dims
+            ));
         }
-        normalize(&mut mean);
-        mean
-    });
-    let mut ads: Vec<AdScore> = call.timed("score", || {
-        request
-            .ads
-            .iter()
-            .zip(&texts)
-            .zip(&vectors)
-            .enumerate()
-            .map(|(i, ((ad, (text, cut)), v))| AdScore {
-                id: ad.id.clone(),
-                score: model.ad_model.probability(v, text, context.as_deref()),
-                truncated: *cut || tokens.truncated[i],
-            })
-            .collect()
-    });
-    ads.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(AdsResponse { ads, model: model.ads.model_ref() })
+        Ok(Self { ads, ad_model, index, encoder })
+    }
+
+    async fn handle(
+        &'static self,
+        _: &'static Route,
+        exchange: &mut Exchange,
+        req: IncomingRequest,
+    ) -> Result<Json, ApiError> {
+        let request: AdsRequest = read_json(req).await?;
+        let texts = validate(&request.ads)?;
+        let query = request.query.as_deref().map(|q| edgerec_core::search::clean_query(q, "query")).transpose()?;
+        // The context: the query, else the titles of the newest history items.
+        let (history, _) = resolve(&self.index, request.history.as_deref().unwrap_or_default());
+        let mut context_texts: Vec<&str> = Vec::new();
+        if let Some((q, _)) = &query {
+            context_texts.push(q);
+        } else {
+            context_texts.extend(history.iter().rev().take(CONTEXT_ITEMS).map(|&i| self.index.title(i)));
+        }
+        // One batch for copies and context.
+        let mut batch: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
+        batch.extend(&context_texts);
+        let tokens = exchange.timed("tokenize", || self.encoder.tokenize(&batch)).map_err(encoder_failed)?;
+        let mut vectors = exchange.timed("encode", || self.encoder.embed(&tokens)).map_err(encoder_failed)?;
+        let context_vectors = vectors.split_off(texts.len());
+        let context = (!context_vectors.is_empty()).then(|| {
+            let mut mean = vec![0f32; context_vectors[0].len()];
+            for v in &context_vectors {
+                mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+            }
+            normalize(&mut mean);
+            mean
+        });
+        let mut ads: Vec<AdScore> = exchange.timed("score", || {
+            request
+                .ads
+                .iter()
+                .zip(&texts)
+                .zip(&vectors)
+                .enumerate()
+                .map(|(i, ((ad, (text, cut)), v))| AdScore {
+                    id: ad.id.clone(),
+                    score: self.ad_model.probability(v, text, context.as_deref()),
+                    truncated: *cut || tokens.truncated[i],
+                })
+                .collect()
+        });
+        ads.sort_by(|a, b| b.score.total_cmp(&a.score));
+        json(&AdsResponse { ads, model: self.ads.model_ref() })
+    }
 }
+
+edgerec_function::export!(AdScoring);

@@ -3,32 +3,24 @@
 //! request time) and, given a history, the shopper's user vector.
 //!
 //! Mounts: the catalog bundle at `/bundle` (items.bin, bm25.bin, towers)
-//! and its encoder at `/encoder`. The model is loaded once per instance
-//! ([`edgerec_adapter::model::Lazy`]); the edgerec host pre-initializes the
-//! component through its `preinit` export so that no request pays for it.
+//! and its encoder at `/encoder`. The edgerec host pre-initializes the
+//! component, so no request pays for loading the model.
+//! `curl -d '{"query": "red heart mug", "k": 5}' localhost:3000/api/search`
+//! prints the five best matches.
 
-use edgerec_adapter::model::{self, Lazy, encoder_failed};
-use edgerec_adapter::{BUNDLE_DIR, Call, read_json, serve_post};
 use edgerec_core::api::{ApiError, SearchRequest, SearchResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
-use edgerec_core::tower::{ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower, item_space};
-use spin_sdk::http::{IncomingRequest, Response};
+use edgerec_core::tower::{ItemTower, UserTower, item_space};
+use edgerec_function::bundle::{self, encoder_failed};
+use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, json, read_json};
+use spin_sdk::http::IncomingRequest;
 
-/// The exported HTTP entry point. `#[http_component]` generates C-ABI
-/// export glue, which is `unsafe`; the `allow` covers that glue.
-#[allow(unsafe_code)]
-mod entry {
-    #[spin_sdk::http_component]
-    async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
-        super::handle(req).await
-    }
-}
-
-struct Model {
+/// What search serves from.
+struct Search {
     manifest: Manifest,
     index: ItemIndex,
     bm25: Bm25,
@@ -37,45 +29,46 @@ struct Model {
     user_tower: UserTower,
 }
 
-static MODEL: Lazy<Model> = Lazy::new(load);
-edgerec_adapter::export_preinit!(crate::MODEL);
+impl Function for Search {
+    const ROUTES: &'static [Route] = &[Route::post("/api/search")];
 
-fn load() -> Result<Model, String> {
-    let manifest = model::manifest()?;
-    let index = model::item_index(&manifest)?;
-    let bm25 = Bm25::from_bytes(&model::file(BUNDLE_DIR, &manifest, BM25_FILE)?).map_err(|e| e.to_string())?;
-    if bm25.len() != index.len() {
-        return Err(format!("{BM25_FILE} has {} titles, {ITEMS_FILE} {} items", bm25.len(), index.len()));
+    fn load() -> Result<Self, String> {
+        let manifest = bundle::manifest(BUNDLE_DIR)?;
+        let index = bundle::item_index(&manifest)?;
+        let bm25 = Bm25::from_bytes(&bundle::file(BUNDLE_DIR, &manifest, BM25_FILE)?).map_err(|e| e.to_string())?;
+        if bm25.len() != index.len() {
+            return Err(format!("{BM25_FILE} has {} titles, {ITEMS_FILE} {} items", bm25.len(), index.len()));
+        }
+        let item_tower = bundle::item_tower(&manifest)?;
+        let user_tower = bundle::user_tower(&manifest, &index)?;
+        let encoder = bundle::encoder(&manifest)?;
+        Ok(Self { manifest, index, bm25, encoder, item_tower, user_tower })
     }
-    let item_tower = model::item_tower(&manifest)?;
-    let user_tower = match model::optional_file(BUNDLE_DIR, &manifest, USER_TOWER_FILE)? {
-        Some(bytes) => UserTower::from_bytes(&bytes).map_err(|e| e.to_string())?,
-        None => UserTower::recency(index.dims(), MAX_HISTORY),
-    };
-    let encoder = model::encoder(&manifest)?;
-    Ok(Model { manifest, index, bm25, encoder, item_tower, user_tower })
+
+    async fn handle(
+        &'static self,
+        _: &'static Route,
+        exchange: &mut Exchange,
+        req: IncomingRequest,
+    ) -> Result<Json, ApiError> {
+        let request: SearchRequest = read_json(req).await?;
+        let query = SearchQuery::try_from(request)?;
+        let tokens =
+            exchange.timed("tokenize", || self.encoder.tokenize(&[query.text.as_str()])).map_err(encoder_failed)?;
+        let text_vector = exchange.timed("encode", || self.encoder.embed(&tokens)).map_err(encoder_failed)?.remove(0);
+        let query_vector = item_space(self.item_tower.as_ref(), text_vector);
+        let (history, unknown) = resolve(&self.index, &query.history);
+        let user = user_vector(&self.index, &self.user_tower, &history);
+        let items = exchange.timed("score", || {
+            search(&self.index, &self.bm25, &query, &query_vector, user.as_deref(), Fusion::default())
+        });
+        json(&SearchResponse {
+            items,
+            truncated: query.truncated || tokens.truncated[0],
+            unknown,
+            model: self.manifest.model_ref(),
+        })
+    }
 }
 
-async fn handle(req: IncomingRequest) -> Response {
-    serve_post(req, "/api/search", handle_search).await
-}
-
-async fn handle_search(call: &mut Call, req: IncomingRequest) -> Result<SearchResponse, ApiError> {
-    let request: SearchRequest = read_json(req).await?;
-    let query = SearchQuery::try_from(request)?;
-    let model = call.timed("model", || MODEL.get())?;
-    let tokens = call.timed("tokenize", || model.encoder.tokenize(&[query.text.as_str()])).map_err(encoder_failed)?;
-    let text_vector = call.timed("encode", || model.encoder.embed(&tokens)).map_err(encoder_failed)?.remove(0);
-    let query_vector = item_space(model.item_tower.as_ref(), text_vector);
-    let (history, unknown) = resolve(&model.index, &query.history);
-    let user = user_vector(&model.index, &model.user_tower, &history);
-    let items = call.timed("score", || {
-        search(&model.index, &model.bm25, &query, &query_vector, user.as_deref(), Fusion::default())
-    });
-    Ok(SearchResponse {
-        items,
-        truncated: query.truncated || tokens.truncated[0],
-        unknown,
-        model: model.manifest.model_ref(),
-    })
-}
+edgerec_function::export!(Search);
