@@ -10,86 +10,49 @@
 //! model. Wasmtime maps those segments copy-on-write, so instantiating the
 //! snapshot costs about what instantiating the original did.
 //!
-//! The snapshot depends on the component and on every mounted file, so it is
-//! cached under a key of both. What `preinit` may do is limited: the
-//! snapshot keeps memory, not host resources, so it must not leave open
-//! files or streams that later requests would use (our functions read all
-//! files during `preinit` and never touch the filesystem afterwards).
+//! The snapshot depends on the component, every mounted file and the
+//! environment `preinit` saw (the same one requests see), so the loader
+//! ([`crate::function`]) caches it under a key of all three. What `preinit`
+//! may do is limited: the snapshot keeps memory, not host resources, so it
+//! must not leave open files or streams that later requests would use (our
+//! functions read all files during `preinit` and never touch the
+//! filesystem afterwards).
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, anyhow, bail};
-use sha2::{Digest, Sha256};
+use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Instance, Lift, WasmList};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
-use crate::manifest;
-use crate::runtime::{HostState, Limits, add_to_linker};
+use crate::capability::limits::PREINIT_MEMORY;
+use crate::capability::{Capabilities, ComponentStates, InstanceState, Purpose};
 
 /// The export a pre-initializable component provides.
 pub const PREINIT_EXPORT: &str = "preinit";
 
-/// Memory `preinit` may use: loading a model briefly holds the file, the
-/// parsed graph and the optimized plan at once.
-const PREINIT_MEMORY: usize = 1 << 30;
-
 /// Bumped when the snapshot procedure changes, so old snapshots are not reused.
-const SNAPSHOT_VERSION: &str = "edgerec-preinit-1";
+pub const SNAPSHOT_VERSION: &str = "edgerec-preinit-2";
 
-/// The pre-initialized component for `wasm` with `component`'s files, from
-/// the cache or made now. `Ok(None)` when the component has no `preinit`
-/// export.
-pub fn preinitialize(
-    component: &manifest::Component,
-    wasm: &[u8],
-    cache_dir: &Path,
-    memory_limit: usize,
-) -> Result<Option<Vec<u8>>> {
-    if !exports_preinit(wasm)? {
-        return Ok(None);
-    }
-    // `<component id>-<key>.preinit.wasm`: the id lets a new snapshot
-    // replace the component's old ones (each is the size of its memory).
-    let prefix = format!("{}-", component.id);
-    let cached = cache_dir.join(format!("{prefix}{}.preinit.wasm", snapshot_key(component, wasm)?));
-    if let Ok(bytes) = std::fs::read(&cached) {
-        crate::runtime::mark_used(&cached);
-        return Ok(Some(bytes));
-    }
-    // Its own thread: wizer is async and the caller may already be inside
-    // a tokio runtime.
-    let snapshot = std::thread::scope(|s| {
-        s.spawn(|| snapshot(component, wasm)).join().unwrap_or_else(|_| Err(anyhow!("pre-initialization panicked")))
-    })?;
-    // The snapshot starts with the memory `preinit` grew to.
-    let (snapshot, memory) = snapshot;
-    tracing::info!("component `{}`: pre-initialized; its memory starts at {} MiB", component.id, memory >> 20);
-    if memory > memory_limit {
-        bail!(
-            "after `preinit` the memory is {} MiB, over the {} MiB per-instance limit; raise memory_limit_mib",
-            memory >> 20,
-            memory_limit >> 20
-        );
-    }
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, &snapshot).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &cached).with_context(|| format!("writing {}", cached.display()))?;
-    crate::runtime::prune_cache(cache_dir, crate::runtime::CACHE_LIMIT_BYTES);
-    for entry in std::fs::read_dir(cache_dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name.starts_with(&prefix) && name.ends_with(".preinit.wasm") && entry.path() != cached;
-        // The rest of the name is a 64-hex key: `search-` never matches `search-v2-`.
-        if stale && name.len() == prefix.len() + 64 + ".preinit.wasm".len() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(Some(snapshot))
+/// A snapshot and the size of the linear memory it starts with.
+pub struct Snapshot {
+    /// The pre-initialized component.
+    pub wasm: Vec<u8>,
+    /// Bytes of linear memory `preinit` left behind.
+    pub memory: usize,
+}
+
+/// Runs `preinit` in an instance of `wasm` with the component's mounts and
+/// environment (`states`) and snapshots the result. Runs on a thread of its
+/// own: wizer is async and the caller may be inside a tokio runtime.
+pub fn snapshot(capabilities: &Capabilities, states: &ComponentStates, wasm: &[u8]) -> Result<Snapshot> {
+    std::thread::scope(|s| {
+        s.spawn(|| snapshot_here(capabilities, states, wasm))
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("pre-initialization panicked")))
+    })
 }
 
 /// Whether the component exports `preinit` at its top level.
-fn exports_preinit(wasm: &[u8]) -> Result<bool> {
+pub fn exports_preinit(wasm: &[u8]) -> Result<bool> {
     use wasmparser::{Parser, Payload};
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
@@ -109,56 +72,33 @@ fn exports_preinit(wasm: &[u8]) -> Result<bool> {
     Ok(false)
 }
 
-/// sha256 over the component, the snapshot procedure and every mounted file
-/// (path inside the component and contents).
-fn snapshot_key(component: &manifest::Component, wasm: &[u8]) -> Result<String> {
-    let mut hasher = Sha256::new();
-    hasher.update(SNAPSHOT_VERSION);
-    hasher.update(wasm);
-    for (host, guest) in &component.files {
-        let mut files = Vec::new();
-        collect_files(host, &mut files)?;
-        files.sort();
-        for file in files {
-            let rel = file.strip_prefix(host).unwrap_or(&file);
-            hasher.update(guest.as_bytes());
-            hasher.update(rel.to_string_lossy().as_bytes());
-            hasher.update([0]);
-            hasher.update(std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+/// The largest initial linear memory of the component's core modules, bytes.
+pub fn initial_memory(wasm: &[u8]) -> Result<u64> {
+    use wasmparser::{Parser, Payload};
+    let mut largest = 0u64;
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::MemorySection(memories) = payload.context("reading the component")? {
+            for memory in memories {
+                largest = largest.max(memory?.initial << 16);
+            }
         }
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(largest)
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Instruments the component, runs `preinit` with the component's files
-/// mounted, and snapshots the result; also returns the linear memory size
-/// `preinit` left behind.
-fn snapshot(component: &manifest::Component, wasm: &[u8]) -> Result<(Vec<u8>, usize)> {
+/// Instruments the component, runs `preinit`, and snapshots the result.
+fn snapshot_here(capabilities: &Capabilities, states: &ComponentStates, wasm: &[u8]) -> Result<Snapshot> {
     let wizer = Wizer::new();
     let (cx, instrumented) = wizer.instrument_component(wasm).map_err(|e| anyhow!("{e:?}"))?;
-    // An engine of its own: no pooling (the snapshot is taken once) and room
-    // for the loading peak.
+    // An engine of its own: no pooling (the snapshot is taken once), no
+    // deadline, room for the loading peak.
     let engine = Engine::new(&Config::new()).map_err(anyhow::Error::from)?;
     let instrumented = wasmtime::component::Component::new(&engine, &instrumented)
         .map_err(anyhow::Error::from)
         .context("compiling the instrumented component")?;
     let mut linker = wasmtime::component::Linker::new(&engine);
-    add_to_linker(&mut linker)?;
-    let limits = Limits { memory_bytes: PREINIT_MEMORY, ..Limits::default() };
-    let mut store = Store::new(&engine, HostState::new(component, &[], limits, Default::default())?);
-    store.limiter(|s| &mut s.limiter);
+    Capabilities::add_to_linker(&mut linker)?;
+    let mut store = capabilities.store(&engine, states, Purpose::Preinit)?;
     // The snapshot reads each memory in one call; allow a whole memory.
     store.set_hostcall_fuel(PREINIT_MEMORY + (1 << 20));
 
@@ -170,17 +110,17 @@ fn snapshot(component: &manifest::Component, wasm: &[u8]) -> Result<(Vec<u8>, us
             .map_err(anyhow::Error::from)
             .context("`preinit` must be `func()`")?;
         init.call_async(&mut store, ()).await.map_err(anyhow::Error::from).context("`preinit` failed")?;
-        let peak = store.data().limiter.peak;
+        let memory = store.data().limits.peak;
         let mut state = Snapshotting { store: &mut store, instance };
-        let snapshot = wizer.snapshot_component(&cx, &mut state).await.map_err(|e| anyhow!("snapshot: {e:?}"))?;
-        Ok((snapshot, peak))
+        let wasm = wizer.snapshot_component(&cx, &mut state).await.map_err(|e| anyhow!("snapshot: {e:?}"))?;
+        Ok(Snapshot { wasm, memory })
     })
 }
 
 /// Lets wizer read the instance's memories and globals through the
 /// accessor functions its instrumentation exported.
 struct Snapshotting<'a> {
-    store: &'a mut Store<HostState>,
+    store: &'a mut Store<InstanceState>,
     instance: Instance,
 }
 
@@ -189,7 +129,7 @@ impl Snapshotting<'_> {
         &mut self,
         instance: &str,
         func: &str,
-        out: impl FnOnce(&Store<HostState>, R) -> O,
+        out: impl FnOnce(&Store<InstanceState>, R) -> O,
     ) -> O {
         let result: Result<O> = async {
             let (_, exported) = self

@@ -1,129 +1,46 @@
-//! `edgerec serve`: the components of a `spin.toml`, served over HTTP/1.1
-//! with a fresh instance per request, as Spin does.
+//! `edgerec serve`: the registry's functions over HTTP/1.1, a fresh
+//! instance per request, as Spin does.
 //!
-//! Start-up does the expensive work once: verify every mounted model bundle,
-//! compile (or load from the cache) and pre-instantiate every component.
-//! A request then costs an instantiation from the pre-instantiated
-//! component, the guest's own work, and nothing else.
+//! A request is routed in the app the registry holds at that moment,
+//! instantiated from its function's pre-instantiated component in a store
+//! its capabilities prepare, and handed the request through
+//! `wasi:http/incoming-handler`. Every failure becomes a JSON error here,
+//! in one place: no route 404, a trap 500, a deadline or memory overrun
+//! 503 (the details go to the log, never to the client). The host adds to
+//! the function's `server-timing`: `instantiate` and `host`, its own time
+//! from the request's arrival to the response head minus the function's
+//! `guest` time.
+//!
+//! `SIGHUP` reloads the app ([`crate::registry::Registry::reload`]).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use bytes::Bytes;
 use edgerec_core::api::ApiError;
-use edgerec_core::bundle::{MANIFEST_FILE, Manifest};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::kv::{self, KvAccess};
-use crate::manifest::{App, Component};
-use crate::preinit;
-use crate::runtime::{HostState, Limits, LoadedFrom, Runtime, deadline_ticks};
-
-/// Which side of the hybrid deployment this host is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Zone {
-    /// Public edge: stateless, public artifacts only.
-    Edge,
-    /// Private on-prem zone.
-    Private,
-}
-
-impl Zone {
-    /// `edge` or `private`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Zone::Edge => "edge",
-            Zone::Private => "private",
-        }
-    }
-}
-
-/// Host settings from `--config FILE` (TOML).
-///
-/// ```toml
-/// cors_origin = "https://shop.example"   # overrides EDGEREC_CORS_ORIGIN of every component
-/// memory_limit_mib = 128
-/// deadline_ms = 10000
-/// max_instances = 128
-/// cache_dir = "/var/cache/edgerec"
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostConfig {
-    /// `access-control-allow-origin` for every function.
-    pub cors_origin: Option<String>,
-    /// Linear-memory limit per instance, MiB.
-    pub memory_limit_mib: Option<usize>,
-    /// Deadline per request, milliseconds.
-    pub deadline_ms: Option<u64>,
-    /// Concurrent instances.
-    pub max_instances: Option<u32>,
-    /// Where compiled components are cached.
-    pub cache_dir: Option<PathBuf>,
-    /// Pre-initialize components that export `preinit` (default true).
-    pub preinit: Option<bool>,
-    /// Where key-value stores live (default `.edgerec/kv` beside the manifest).
-    pub kv_dir: Option<PathBuf>,
-}
-
-impl HostConfig {
-    /// Reads a config file; unknown keys are an error.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("--config {}", path.display()))
-    }
-
-    /// The limits, defaults filled in.
-    pub fn limits(&self) -> Limits {
-        let d = Limits::default();
-        Limits {
-            memory_bytes: self.memory_limit_mib.map_or(d.memory_bytes, |m| m << 20),
-            deadline: self.deadline_ms.map_or(d.deadline, Duration::from_millis),
-            max_instances: self.max_instances.unwrap_or(d.max_instances),
-        }
-    }
-}
-
-/// The default directory for compiled components: `$EDGEREC_CACHE_DIR`,
-/// else `$XDG_CACHE_HOME/edgerec`, else `~/.cache/edgerec`.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("EDGEREC_CACHE_DIR") {
-        return PathBuf::from(dir).join("components");
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("edgerec").join("components")
-}
-
-struct Function {
-    component: Component,
-    pre: ProxyPre<HostState>,
-}
+use crate::capability::Purpose;
+use crate::config::HostConfig;
+use crate::function::Function;
+use crate::registry::{Registry, Reload};
+use crate::runtime::Runtime;
 
 /// A loaded application, ready to serve.
 pub struct Server {
-    app: App,
-    runtime: Runtime,
-    functions: BTreeMap<String, Function>,
-    extra_env: Vec<(String, String)>,
+    registry: Registry,
     cors_origin: http::HeaderValue,
-    stores: kv::Stores,
 }
 
 /// Why a request failed inside the host.
@@ -136,58 +53,31 @@ enum Failure {
 }
 
 impl Server {
-    /// Loads `manifest`, verifies mounted bundles, compiles and
-    /// pre-instantiates every component.
-    pub fn new(manifest: &Path, zone: Zone, config: &HostConfig) -> Result<Self> {
-        let app = App::load(manifest)?;
-        for component in app.components.values() {
-            for (dir, _) in &component.files {
-                if dir.join(MANIFEST_FILE).exists() {
-                    let m = Manifest::verify(dir).with_context(|| format!("component `{}`", component.id))?;
-                    tracing::info!("bundle {} {} verified ({} items)", m.name, m.version, m.items);
-                }
-            }
-        }
-        let kv_dir = match &config.kv_dir {
-            Some(dir) => dir.clone(),
-            None => manifest.parent().unwrap_or(Path::new(".")).join(".edgerec").join("kv"),
-        };
-        let labels = app.components.values().flat_map(|c| c.key_value_stores.iter().map(String::as_str));
-        let stores = kv::Stores::open(&kv_dir, labels)?;
-        let cache_dir = config.cache_dir.clone().unwrap_or_else(default_cache_dir);
-        let runtime = Runtime::new(config.limits(), cache_dir)?;
-        let mut functions = BTreeMap::new();
-        for (id, component) in &app.components {
-            let started = Instant::now();
-            let source = &component.source;
-            let mut wasm = std::fs::read(source).with_context(|| {
-                format!("component `{id}`: reading {}; build it with scripts/build-components", source.display())
-            })?;
-            let mut snapshot = "";
-            if config.preinit.unwrap_or(true) {
-                match preinit::preinitialize(component, &wasm, runtime.cache_dir(), runtime.limits().memory_bytes) {
-                    Ok(Some(preinitialized)) => (wasm, snapshot) = (preinitialized, ", pre-initialized"),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!("component `{id}`: serving without pre-initialization: {e:#}"),
-                }
-            }
-            let (pre, from) = runtime.prepare(source, &wasm).with_context(|| format!("component `{id}`"))?;
-            let how = if from == LoadedFrom::Cache { "loaded from cache" } else { "compiled" };
-            tracing::info!("component `{id}` {how}{snapshot} in {:.1?}", started.elapsed());
-            functions.insert(id.clone(), Function { component: component.clone(), pre });
-        }
-        let mut extra_env = vec![("EDGEREC_ZONE".to_string(), zone.as_str().to_string())];
-        if let Some(origin) = &config.cors_origin {
-            extra_env.push(("EDGEREC_CORS_ORIGIN".into(), origin.clone()));
-        }
+    /// Builds the runtime for `config` and loads every component of
+    /// `manifest` (verify, compile or take from the cache, pre-initialize,
+    /// pre-instantiate).
+    pub fn new(manifest: &Path, config: HostConfig) -> Result<Self> {
         let origin = config.cors_origin.as_deref().unwrap_or("*");
-        let cors_origin = http::HeaderValue::from_str(origin).with_context(|| format!("cors_origin `{origin}`"))?;
-        Ok(Self { app, runtime, functions, extra_env, cors_origin, stores })
+        let cors_origin = http::HeaderValue::from_str(origin)?;
+        let runtime = Arc::new(Runtime::new(config)?);
+        let registry = Registry::load(runtime, manifest)?;
+        Ok(Self { registry, cors_origin })
+    }
+
+    /// The registry of served functions.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Re-reads the manifest and swaps in what changed, while serving.
+    pub fn reload(&self) -> Result<Reload> {
+        self.registry.reload()
     }
 
     /// The application's routes, for the start-up banner.
     pub fn routes(&self) -> Vec<String> {
-        self.app
+        let app = self.registry.current();
+        app.manifest
             .routes
             .iter()
             .map(|r| match &r.pattern {
@@ -195,6 +85,32 @@ impl Server {
                 crate::manifest::RoutePattern::Wildcard(p) => format!("{p}/... -> {}", r.component),
             })
             .collect()
+    }
+
+    /// Serves until Ctrl-C, reloading on `SIGHUP` (on a blocking thread,
+    /// while requests go on).
+    pub async fn run(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        #[cfg(unix)]
+        {
+            let server = self.clone();
+            let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading");
+                    let server = server.clone();
+                    let reloaded = tokio::task::spawn_blocking(move || server.reload()).await;
+                    match reloaded {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!("{e:#}"),
+                        Err(e) => tracing::error!("reload failed: {e}"),
+                    }
+                }
+            });
+        }
+        tokio::select! {
+            r = self.serve(listener) => r,
+            _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); Ok(()) }
+        }
     }
 
     /// Accepts connections for as long as the process runs (a failed accept
@@ -210,6 +126,7 @@ impl Server {
                     continue;
                 }
             };
+            let _ = stream.set_nodelay(true);
             let server = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -225,19 +142,26 @@ impl Server {
         }
     }
 
-    /// Routes one request to its component and turns every failure into a
+    /// Routes one request to its function and turns every failure into a
     /// JSON error response.
     pub async fn handle(&self, req: hyper::Request<Incoming>) -> hyper::Response<HyperOutgoingBody> {
+        let arrived = Instant::now();
         let path = req.uri().path().to_string();
         let method = req.method().clone();
-        let Some(route) = self.app.route(&path) else {
+        let app = self.registry.current();
+        let Some((route, function)) = app.route(&path) else {
             return self.error_response(&ApiError::not_found(&path));
         };
-        let function = &self.functions[&route.component];
-        match self.call(function, req).await {
+        let component = route.component.clone();
+        let Some(function) = function.cloned() else {
+            let message = format!("component `{component}` is not loaded; see the server log");
+            return self.error_response(&ApiError::unavailable(message));
+        };
+        drop(app);
+        match self.call(function, req, arrived).await {
             Ok(resp) => resp,
             Err(failure) => {
-                let limits = self.runtime.limits();
+                let limits = self.registry.runtime().config().limits;
                 let (err, detail) = match failure {
                     Failure::Deadline => (
                         ApiError {
@@ -260,7 +184,7 @@ impl Server {
                     ),
                     Failure::Guest(e) | Failure::Host(e) => (ApiError::internal(), format!("{e:#}")),
                 };
-                tracing::error!("{method} {path} -> {} ({}): {detail}", err.status, route.component);
+                tracing::error!("{method} {path} -> {} ({component}): {detail}", err.status);
                 self.error_response(&err)
             }
         }
@@ -268,28 +192,29 @@ impl Server {
 
     async fn call(
         &self,
-        f: &Function,
+        function: Arc<Function>,
         req: hyper::Request<Incoming>,
+        arrived: Instant,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
-        let limits = self.runtime.limits();
-        let kv = KvAccess::new(self.stores.clone(), f.component.key_value_stores.clone());
-        let state = HostState::new(&f.component, &self.extra_env, limits, kv).map_err(Failure::Host)?;
-        let memory_hit = state.limiter.hit.clone();
-        let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        store.epoch_deadline_trap();
+        let runtime = self.registry.runtime();
+        let limits = runtime.config().limits;
+        let mut store = runtime
+            .capabilities()
+            .store(runtime.engine(), &function.states, Purpose::Request)
+            .map_err(Failure::Host)?;
+        let memory_hit = store.data().limits.hit.clone();
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Host(e.into()))?;
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Host(e.into()))?;
-        let pre = f.pre.clone();
         let instantiate = Arc::new(Mutex::new(None::<Duration>));
         let instantiate_slot = instantiate.clone();
+        // The task owns the function: a request in flight finishes on the
+        // version it started with, whatever a reload swaps in meanwhile.
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let proxy = function.pre.instantiate_async(&mut store).await?;
             *instantiate_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(started.elapsed());
             proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
         });
@@ -299,12 +224,8 @@ impl Server {
         let backstop = limits.deadline + Duration::from_secs(1);
         match tokio::time::timeout(backstop, receiver).await {
             Ok(Ok(Ok(mut resp))) => {
-                if let Some(d) = *instantiate.lock().unwrap_or_else(|p| p.into_inner()) {
-                    let timing = format!("instantiate;dur={:.3}", d.as_secs_f64() * 1e3);
-                    if let Ok(value) = http::HeaderValue::from_str(&timing) {
-                        resp.headers_mut().append("server-timing", value);
-                    }
-                }
+                let instantiate = *instantiate.lock().unwrap_or_else(|p| p.into_inner());
+                add_host_timing(resp.headers_mut(), instantiate, arrived.elapsed());
                 Ok(resp)
             }
             Ok(Ok(Err(code))) => Err(Failure::Guest(anyhow!("the component answered with error code {code:?}"))),
@@ -323,20 +244,7 @@ impl Server {
             }
         }
     }
-}
 
-fn classify(err: anyhow::Error, memory_hit: bool) -> Failure {
-    let trap = err.chain().find_map(|e| e.downcast_ref::<wasmtime::Trap>()).copied();
-    if trap == Some(wasmtime::Trap::Interrupt) {
-        Failure::Deadline
-    } else if memory_hit {
-        Failure::OutOfMemory
-    } else {
-        Failure::Guest(err)
-    }
-}
-
-impl Server {
     /// A host-generated JSON error (no route, trap, deadline), with CORS so
     /// browsers can read it.
     fn error_response(&self, err: &ApiError) -> hyper::Response<HyperOutgoingBody> {
@@ -351,14 +259,49 @@ impl Server {
     }
 }
 
-/// Starts a server on an ephemeral port of 127.0.0.1 in a background thread
+/// Appends `instantiate` and `host` (time in the host up to the response
+/// head, minus the guest's own `guest` time) to `server-timing`.
+fn add_host_timing(headers: &mut http::HeaderMap, instantiate: Option<Duration>, elapsed: Duration) {
+    let guest_ms = headers
+        .get_all("server-timing")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|part| part.trim().strip_prefix("guest;dur="))
+        .and_then(|ms| ms.parse::<f64>().ok());
+    let mut parts = Vec::new();
+    if let Some(d) = instantiate {
+        parts.push(format!("instantiate;dur={:.3}", d.as_secs_f64() * 1e3));
+    }
+    if let Some(guest) = guest_ms {
+        parts.push(format!("host;dur={:.3}", (elapsed.as_secs_f64() * 1e3 - guest).max(0.0)));
+    }
+    if let Ok(value) = http::HeaderValue::from_str(&parts.join(", "))
+        && !parts.is_empty()
+    {
+        headers.append("server-timing", value);
+    }
+}
+
+fn classify(err: anyhow::Error, memory_hit: bool) -> Failure {
+    let trap = err.chain().find_map(|e| e.downcast_ref::<wasmtime::Trap>()).copied();
+    if trap == Some(wasmtime::Trap::Interrupt) {
+        Failure::Deadline
+    } else if memory_hit {
+        Failure::OutOfMemory
+    } else {
+        Failure::Guest(err)
+    }
+}
+
+/// Starts `server` on an ephemeral port of 127.0.0.1 in a background thread
 /// with its own runtime, for tests and benchmarks. Returns the address.
-pub fn spawn_local(server: Server) -> Result<SocketAddr> {
+pub fn spawn_local(server: Arc<Server>) -> Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     std::thread::Builder::new().name("edgerec-serve".into()).spawn(move || {
-        if let Err(e) = rt.block_on(Arc::new(server).serve(listener)) {
+        if let Err(e) = rt.block_on(server.serve(listener)) {
             tracing::error!("server stopped: {e:#}");
         }
     })?;

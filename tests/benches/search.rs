@@ -21,7 +21,7 @@ use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower};
-use edgerec_host::server::HostConfig;
+use edgerec_host::config::Settings;
 use edgerec_tests::{Host, demo_bundle, encoder_dir, repo};
 
 const QUERIES: [&str; 8] = [
@@ -76,8 +76,8 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
 
 fn hosted(preinit: bool, rounds: usize) -> (Vec<f64>, BTreeMap<String, Vec<f64>>) {
     let kv = tempfile::tempdir().unwrap();
-    let config = HostConfig { preinit: Some(preinit), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
-    let host = Host::start(&repo().join("spin.toml"), &config);
+    let settings = Settings { preinit: Some(preinit), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+    let host = Host::start(&repo().join("spin.toml"), &settings);
     let (mut wall, mut parts): (Vec<f64>, BTreeMap<String, Vec<f64>>) = (Vec::new(), BTreeMap::new());
     for round in 0..rounds + 1 {
         for q in QUERIES {

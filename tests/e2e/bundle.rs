@@ -2,7 +2,8 @@
 //! keeps the host from starting, and the error names the file.
 
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
-use edgerec_host::server::{HostConfig, Server, Zone};
+use edgerec_host::config::HostConfig;
+use edgerec_host::server::Server;
 use edgerec_tests::{component, demo_bundle, require};
 
 #[test]
@@ -42,7 +43,7 @@ fn host_refuses_a_tampered_bundle_naming_the_file() {
         ),
     )
     .unwrap();
-    let err = Server::new(&manifest, Zone::Edge, &HostConfig::default()).err().expect("host refuses to start");
+    let err = Server::new(&manifest, HostConfig::defaults(&manifest)).err().expect("host refuses to start");
     let msg = format!("{err:#}");
     assert!(msg.contains("`items.bin`") && msg.contains("checksum"), "{msg}");
 }

@@ -6,8 +6,11 @@
 
 use edgerec_core::bundle::ITEMS_FILE;
 use edgerec_core::index::ItemIndex;
+use edgerec_host::cache::LoadedFrom;
+use edgerec_host::config::{HostConfig, Settings};
+use edgerec_host::function;
 use edgerec_host::manifest::App;
-use edgerec_host::server::HostConfig;
+use edgerec_host::runtime::Runtime;
 use edgerec_tests::{Host, ads_bundle, component, demo_bundle, encoder_dir, repo, require};
 use serde_json::{Value, json};
 
@@ -241,27 +244,39 @@ fn cold_start_takes_up_to_a_thousand_items_and_names_bad_fields() {
 #[test]
 fn a_pre_initialized_component_answers_like_the_plain_one() {
     require_search!();
-    let app = App::load(&repo().join("spin.toml")).unwrap();
+    require!(component("misbehave"));
+    let manifest = repo().join("spin.toml");
+    let app = App::load(&manifest).unwrap();
     let search = &app.components["search"];
-    let wasm = std::fs::read(&search.source).unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let snapshot = edgerec_host::preinit::preinitialize(search, &wasm, cache.path(), 256 << 20).unwrap();
-    let snapshot = snapshot.expect("search exports `preinit`");
-    assert_ne!(snapshot, wasm);
-    // Served from the cache the second time.
-    let again = edgerec_host::preinit::preinitialize(search, &wasm, cache.path(), 256 << 20).unwrap();
-    assert_eq!(again.as_deref(), Some(snapshot.as_slice()));
+    let (cache, kv) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let runtime = |memory_limit_mib: Option<usize>| {
+        let settings = Settings {
+            cache_dir: Some(cache.path().to_path_buf()),
+            kv_dir: Some(kv.path().to_path_buf()),
+            memory_limit_mib,
+            ..Default::default()
+        };
+        Runtime::new(HostConfig::new(settings, &manifest).unwrap()).unwrap()
+    };
+    let host = runtime(None);
+    let loaded = function::load(&host, search).unwrap();
+    assert!(loaded.preinitialized, "search exports `preinit`");
+    assert_eq!(loaded.compiled_from, LoadedFrom::Compiled);
+    // Served from the cache the second time, snapshot and compiled code alike.
+    let again = function::load(&host, search).unwrap();
+    assert_eq!((again.compiled_from, again.fingerprint.as_str()), (LoadedFrom::Cache, loaded.fingerprint.as_str()));
     // A component without the export is served as it is.
-    let recommend = &app.components["recommend"];
-    let plain = std::fs::read(&recommend.source).unwrap();
-    assert!(edgerec_host::preinit::preinitialize(recommend, &plain, cache.path(), 256 << 20).unwrap().is_none());
+    let mut plain = search.clone();
+    plain.id = "misbehave".into();
+    plain.source = component("misbehave");
+    plain.files.clear();
+    assert!(!function::load(&host, &plain).unwrap().preinitialized);
     // Too little memory for the loaded model: refused with the reason.
-    let err = edgerec_host::preinit::preinitialize(search, &wasm, tempfile::tempdir().unwrap().path(), 64 << 20);
-    assert!(format!("{:#}", err.unwrap_err()).contains("memory_limit_mib"));
+    let err = function::load(&runtime(Some(64)), search).err().expect("refused");
+    assert!(format!("{err:#}").contains("memory_limit_mib"), "{err:#}");
 
-    let kv = tempfile::tempdir().unwrap();
-    let config = HostConfig { preinit: Some(false), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
-    let plain_host = Host::start(&repo().join("spin.toml"), &config);
+    let settings = Settings { preinit: Some(false), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+    let plain_host = Host::start(&manifest, &settings);
     let body = json!({"query": "vintage christmas decoration", "history": ["85099B"], "k": 8}).to_string();
     let (a, b) = (demo_host().post("/api/search", &body), plain_host.post("/api/search", &body));
     assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);

@@ -4,18 +4,19 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use edgerec_host::server::HostConfig;
+use edgerec_host::config::Settings;
 use edgerec_tests::{Host, component, demo_bundle, require};
 
 /// A host serving the misbehaving test component next to the real
 /// recommend function, with a short deadline and a small memory limit.
-fn host() -> Host {
+fn host() -> &'static Host {
     static HOST: OnceLock<(tempfile::TempDir, Host)> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        link(&demo_bundle(), &dir.path().join("bundle"));
-        let manifest = format!(
-            r#"
+    &HOST
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            link(&demo_bundle(), &dir.path().join("bundle"));
+            let manifest = format!(
+                r#"
 spin_manifest_version = 2
 [application]
 name = "isolation"
@@ -31,16 +32,16 @@ source = "{misbehave}"
 source = "{recommend}"
 files = [{{ source = "bundle", destination = "/bundle" }}]
 "#,
-            misbehave = component("misbehave").display(),
-            recommend = component("recommend").display(),
-        );
-        let path = dir.path().join("spin.toml");
-        std::fs::write(&path, manifest).unwrap();
-        let config = HostConfig { deadline_ms: Some(1000), memory_limit_mib: Some(64), ..Default::default() };
-        let host = Host::start(&path, &config);
-        (dir, host)
-    })
-    .1
+                misbehave = component("misbehave").display(),
+                recommend = component("recommend").display(),
+            );
+            let path = dir.path().join("spin.toml");
+            std::fs::write(&path, manifest).unwrap();
+            let settings = Settings { deadline_ms: Some(1000), memory_limit_mib: Some(64), ..Default::default() };
+            let host = Host::start(&path, &settings);
+            (dir, host)
+        })
+        .1
 }
 
 fn link(target: &Path, at: &Path) {
@@ -48,7 +49,7 @@ fn link(target: &Path, at: &Path) {
     std::os::unix::fs::symlink(target, at).expect("symlink the demo bundle");
 }
 
-fn still_serving(host: Host) {
+fn still_serving(host: &Host) {
     assert_eq!(host.get("/misbehave/ok").status, 200);
     let reply = host.post("/api/recommend", r#"{"k": 3}"#);
     assert_eq!(reply.status, 200, "{}", reply.body);

@@ -12,7 +12,7 @@ use edgerec_core::data::split::leave_one_out;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend};
 use edgerec_core::tower::UserTower;
-use edgerec_host::server::HostConfig;
+use edgerec_host::config::Settings;
 use edgerec_tests::{Host, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
 use serde_json::json;
 
@@ -166,7 +166,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         component("recommend").display()
     );
     std::fs::write(d("spin.toml"), manifest).unwrap();
-    let host = Host::start(&dir.path().join("spin.toml"), &HostConfig::default());
+    let host = Host::start(&dir.path().join("spin.toml"), &Settings::default());
     let history = ["SKU-3", "SKU-10", "SKU-17"];
     let reply = host.post("/api/recommend", json!({"history": history, "k": 5}).to_string());
     assert_eq!(reply.status, 200, "{}", reply.body);

@@ -12,21 +12,22 @@ mod learn;
 mod manifest;
 mod prepare;
 mod recommend;
+mod registry;
 
 use std::sync::OnceLock;
 
-use edgerec_host::server::HostConfig;
+use edgerec_host::config::Settings;
 use edgerec_tests::{Host, repo};
 
 /// One host for the real `spin.toml`, shared by the tests. Its key-value
 /// store lives in a directory of this test run, not in the repository's
 /// `.edgerec/kv` (a demo server may hold that one).
-fn demo_host() -> Host {
+fn demo_host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
     static KV: OnceLock<tempfile::TempDir> = OnceLock::new();
-    *HOST.get_or_init(|| {
+    HOST.get_or_init(|| {
         let kv = KV.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-        let config = HostConfig { kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
-        Host::start(&repo().join("spin.toml"), &config)
+        let settings = Settings { kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+        Host::start(&repo().join("spin.toml"), &settings)
     })
 }

@@ -44,7 +44,7 @@ fn ranks_k_items_best_first_without_the_history() {
     assert!(body.get("unknown").is_none(), "no unknown ids: {body}");
     assert_eq!(reply.header("access-control-allow-origin").as_deref(), Some("*"));
     let timing = reply.header("server-timing").unwrap_or_default();
-    for part in ["load;dur=", "score;dur=", "instantiate;dur="] {
+    for part in ["model;dur=", "new-items;dur=", "score;dur=", "guest;dur=", "instantiate;dur=", "host;dur="] {
         assert!(timing.contains(part), "server-timing `{timing}` lacks {part}");
     }
 }

@@ -7,9 +7,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use edgerec_host::server::{HostConfig, Server, Zone, spawn_local};
+use edgerec_host::config::{HostConfig, Settings};
+use edgerec_host::server::{Server, spawn_local};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -81,11 +83,12 @@ macro_rules! require {
     };
 }
 
-/// A running host.
-#[derive(Debug, Clone, Copy)]
+/// A running host, or the address of one.
+#[derive(Clone)]
 pub struct Host {
     /// Where it listens.
     pub addr: SocketAddr,
+    server: Option<Arc<Server>>,
 }
 
 /// A response, read whole.
@@ -120,9 +123,20 @@ impl Reply {
 
 impl Host {
     /// Loads `manifest` into a new host on 127.0.0.1:<free port>.
-    pub fn start(manifest: &Path, config: &HostConfig) -> Host {
-        let server = Server::new(manifest, Zone::Edge, config).expect("host starts");
-        Host { addr: spawn_local(server).expect("host listens") }
+    pub fn start(manifest: &Path, settings: &Settings) -> Host {
+        let config = HostConfig::new(settings.clone(), manifest).expect("valid settings");
+        let server = Arc::new(Server::new(manifest, config).expect("host starts"));
+        Host { addr: spawn_local(server.clone()).expect("host listens"), server: Some(server) }
+    }
+
+    /// A host listening at `addr` in another process.
+    pub fn at(addr: SocketAddr) -> Host {
+        Host { addr, server: None }
+    }
+
+    /// The server of a host started here (for reloads).
+    pub fn server(&self) -> &Server {
+        self.server.as_deref().expect("a host started with Host::start")
     }
 
     /// Serves the recommend component with `bundle` mounted at `/bundle`
@@ -140,7 +154,7 @@ impl Host {
         );
         let path = dir.path().join("spin.toml");
         std::fs::write(&path, manifest).expect("manifest written");
-        let host = Host::start(&path, &HostConfig::default());
+        let host = Host::start(&path, &Settings::default());
         (dir, host)
     }
 
@@ -170,6 +184,12 @@ impl Host {
     /// `POST path` with a JSON (or any) body.
     pub fn post(&self, path: &str, body: impl AsRef<[u8]>) -> Reply {
         self.post_as(path, "application/json", body)
+    }
+
+    /// `POST path` with a JSON body, or `None` when nothing answers.
+    pub fn try_post(&self, path: &str, body: &str) -> Option<Reply> {
+        let resp = Self::agent().post(&self.url(path)).header("content-type", "application/json").send(body).ok()?;
+        Some(Self::read(resp))
     }
 
     /// `POST path` with the given content type.

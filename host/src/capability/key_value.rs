@@ -3,19 +3,23 @@
 //!
 //! A component opens only the labels its `key_value_stores` grants; every
 //! component granted a label sees the same store. Each label is one redb
-//! database, `<kv dir>/<label>.redb`: ACID, and a `set` returns only after
-//! its transaction is durable on disk. Limits follow Spin's: keys up to 255
-//! bytes, values up to 1 MiB.
+//! database, `<kv dir>/<label>.redb`, opened when the first component that
+//! is granted it loads and kept open for the life of the host (a reload
+//! reuses it: redb allows one opener per file). ACID, and a `set` returns
+//! only after its transaction is durable on disk. Limits follow Spin's:
+//! keys up to 255 bytes, values up to 1 MiB.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use redb::{Database, ReadableTable, TableDefinition};
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
-use crate::runtime::HostState;
+use super::{Capability, InstanceState, Purpose};
+use crate::config::HostConfig;
+use crate::manifest;
 
 /// Generated from `host/wit/key-value.wit`.
 #[allow(missing_docs)]
@@ -35,79 +39,99 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const MAX_KEY_BYTES: usize = 255;
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
-/// Every store of the application, by label.
+/// The capability: the open stores, by label.
+pub struct KeyValue {
+    dir: PathBuf,
+    databases: Mutex<BTreeMap<String, Arc<Database>>>,
+}
+
+/// The stores one component is granted, by label.
 #[derive(Clone, Default)]
-pub struct Stores {
-    databases: Arc<BTreeMap<String, Database>>,
+pub struct Granted {
+    stores: Arc<BTreeMap<String, Arc<Database>>>,
 }
 
-impl Stores {
-    /// Opens (creating) one redb file per label under `dir`.
-    pub fn open<'a>(dir: &Path, labels: impl IntoIterator<Item = &'a str>) -> Result<Self> {
-        let mut databases = BTreeMap::new();
-        for label in labels {
-            if databases.contains_key(label) {
-                continue;
-            }
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join(format!("{label}.redb"));
-            let db = Database::create(&path).with_context(|| format!("opening key-value store {}", path.display()))?;
-            let tx = db.begin_write()?;
-            tx.open_table(TABLE)?;
-            tx.commit()?;
-            databases.insert(label.to_string(), db);
-        }
-        Ok(Self { databases: Arc::new(databases) })
-    }
+/// One instance's view: its grants and its open store handles.
+pub struct KvState {
+    granted: Granted,
+    table: ResourceTable,
 }
 
-/// What one request may open: the stores and the labels its component is granted.
-#[derive(Clone, Default)]
-pub struct KvAccess {
-    stores: Stores,
-    granted: Vec<String>,
-}
-
-impl KvAccess {
-    /// Access to `granted` labels of `stores`.
-    pub fn new(stores: Stores, granted: Vec<String>) -> Self {
-        Self { stores, granted }
-    }
-}
-
-/// An open store handle held in the resource table.
+/// An open store handle held in the instance's resource table.
 pub struct OpenStore {
     label: String,
 }
 
-/// Links the key-value interface into `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    key_value::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    Ok(())
+impl KeyValue {
+    /// The store `label`, opening (creating) `<dir>/<label>.redb` the first time.
+    fn open(&self, label: &str) -> Result<Arc<Database>> {
+        let mut databases = self.databases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = databases.get(label) {
+            return Ok(db.clone());
+        }
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join(format!("{label}.redb"));
+        let db = Database::create(&path).with_context(|| format!("opening key-value store {}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(TABLE)?;
+        tx.commit()?;
+        let db = Arc::new(db);
+        databases.insert(label.to_string(), db.clone());
+        Ok(db)
+    }
+}
+
+impl Capability for KeyValue {
+    const NAME: &'static str = "key-value";
+    type ComponentState = Granted;
+    type InstanceState = KvState;
+
+    fn new(config: &HostConfig) -> Result<Self> {
+        Ok(Self { dir: config.kv_dir.clone(), databases: Mutex::default() })
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> Result<()> {
+        key_value::add_to_linker::<InstanceState, HasSelf<KvState>>(linker, |s| &mut s.key_value)?;
+        Ok(())
+    }
+
+    fn configure(&self, component: &manifest::Component) -> Result<Granted> {
+        let mut stores = BTreeMap::new();
+        for label in &component.key_value_stores {
+            stores.insert(label.clone(), self.open(label)?);
+        }
+        Ok(Granted { stores: Arc::new(stores) })
+    }
+
+    fn prepare(&self, granted: &Granted, purpose: Purpose) -> Result<KvState> {
+        // A snapshot keeps memory, not handles: `preinit` gets no store.
+        let granted = match purpose {
+            Purpose::Request => granted.clone(),
+            Purpose::Preinit => Granted::default(),
+        };
+        Ok(KvState { granted, table: ResourceTable::new() })
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> Error {
     Error::Other(e.to_string())
 }
 
-impl HostState {
-    fn database(&mut self, store: &Resource<OpenStore>) -> wasmtime::Result<Result<&Database, Error>> {
-        let label = self.table().get(store)?.label.clone();
-        Ok(self.kv.stores.databases.get(&label).ok_or(Error::NoSuchStore))
+impl KvState {
+    fn database(&mut self, store: &Resource<OpenStore>) -> wasmtime::Result<Result<Arc<Database>, Error>> {
+        let label = &self.table.get(store)?.label;
+        Ok(self.granted.stores.get(label).cloned().ok_or(Error::NoSuchStore))
     }
 }
 
-impl Host for HostState {}
+impl Host for KvState {}
 
-impl HostStore for HostState {
+impl HostStore for KvState {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
-        if !self.kv.granted.contains(&label) {
+        if !self.granted.stores.contains_key(&label) {
             return Ok(Err(Error::AccessDenied));
         }
-        if !self.kv.stores.databases.contains_key(&label) {
-            return Ok(Err(Error::NoSuchStore));
-        }
-        Ok(Ok(self.table().push(OpenStore { label })?))
+        Ok(Ok(self.table.push(OpenStore { label })?))
     }
 
     fn get(&mut self, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
@@ -156,7 +180,7 @@ impl HostStore for HostState {
     }
 
     fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
-        self.table().delete(store)?;
+        self.table.delete(store)?;
         Ok(())
     }
 }
@@ -164,27 +188,35 @@ impl HostStore for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::Limits;
 
-    fn state(stores: &Stores, granted: &[&str]) -> HostState {
-        let component = crate::manifest::Component {
+    fn capability(dir: &std::path::Path) -> KeyValue {
+        KeyValue { dir: dir.to_path_buf(), databases: Mutex::default() }
+    }
+
+    fn component(granted: &[&str]) -> manifest::Component {
+        manifest::Component {
             id: "c".into(),
             source: "c.wasm".into(),
             files: vec![],
             environment: Default::default(),
             key_value_stores: granted.iter().map(|s| s.to_string()).collect(),
-        };
-        let access = KvAccess::new(stores.clone(), component.key_value_stores.clone());
-        HostState::new(&component, &[], Limits::default(), access).unwrap()
+        }
+    }
+
+    fn state(kv: &KeyValue, granted: &[&str]) -> KvState {
+        kv.prepare(&kv.configure(&component(granted)).unwrap(), Purpose::Request).unwrap()
+    }
+
+    fn handle(st: &Resource<OpenStore>) -> Resource<OpenStore> {
+        Resource::new_borrow(st.rep())
     }
 
     #[test]
     fn set_get_delete_and_list_like_spin() {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::open(dir.path(), ["default"]).unwrap();
-        let mut s = state(&stores, &["default"]);
+        let kv = capability(dir.path());
+        let mut s = state(&kv, &["default"]);
         let store = s.open("default".into()).unwrap().unwrap();
-        let handle = |st: &Resource<OpenStore>| Resource::<OpenStore>::new_borrow(st.rep());
         assert_eq!(s.get(handle(&store), "a".into()).unwrap().unwrap(), None);
         s.set(handle(&store), "a".into(), b"1".to_vec()).unwrap().unwrap();
         s.set(handle(&store), "b".into(), b"2".to_vec()).unwrap().unwrap();
@@ -200,30 +232,35 @@ mod tests {
     }
 
     #[test]
-    fn only_granted_labels_open() {
+    fn only_granted_labels_open_and_preinit_gets_none() {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::open(dir.path(), ["default", "other"]).unwrap();
-        let mut s = state(&stores, &["default"]);
+        let kv = capability(dir.path());
+        kv.configure(&component(&["other"])).unwrap();
+        let mut s = state(&kv, &["default"]);
         assert!(matches!(s.open("other".into()).unwrap(), Err(Error::AccessDenied)));
-        let mut none = state(&stores, &[]);
+        let mut none = state(&kv, &[]);
         assert!(matches!(none.open("default".into()).unwrap(), Err(Error::AccessDenied)));
-        // Granted in the manifest but never opened by the host: no such store.
-        let mut odd = state(&Stores::default(), &["default"]);
-        assert!(matches!(odd.open("default".into()).unwrap(), Err(Error::NoSuchStore)));
+        let granted = kv.configure(&component(&["default"])).unwrap();
+        let mut preinit = kv.prepare(&granted, Purpose::Preinit).unwrap();
+        assert!(matches!(preinit.open("default".into()).unwrap(), Err(Error::AccessDenied)));
     }
 
     #[test]
-    fn writes_survive_a_restart() {
+    fn writes_survive_a_restart_and_a_reload_shares_the_open_store() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let stores = Stores::open(dir.path(), ["default"]).unwrap();
-            let mut s = state(&stores, &["default"]);
+            let kv = capability(dir.path());
+            let mut s = state(&kv, &["default"]);
             let store = s.open("default".into()).unwrap().unwrap();
-            s.set(Resource::new_borrow(store.rep()), "k".into(), b"v".to_vec()).unwrap().unwrap();
+            s.set(handle(&store), "k".into(), b"v".to_vec()).unwrap().unwrap();
+            // A second configure (a reload) reuses the open database.
+            let mut again = state(&kv, &["default"]);
+            let store = again.open("default".into()).unwrap().unwrap();
+            assert_eq!(again.get(handle(&store), "k".into()).unwrap().unwrap(), Some(b"v".to_vec()));
         }
-        let stores = Stores::open(dir.path(), ["default"]).unwrap();
-        let mut s = state(&stores, &["default"]);
+        let kv = capability(dir.path());
+        let mut s = state(&kv, &["default"]);
         let store = s.open("default".into()).unwrap().unwrap();
-        assert_eq!(s.get(Resource::new_borrow(store.rep()), "k".into()).unwrap().unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.get(handle(&store), "k".into()).unwrap().unwrap(), Some(b"v".to_vec()));
     }
 }

@@ -1,0 +1,258 @@
+//! The host's configuration: which zone it is and how it runs the
+//! functions, from three places, highest first:
+//!
+//! 1. the command line (`edgerec serve --memory-limit-mib 128`),
+//! 2. the environment (`EDGEREC_MEMORY_LIMIT_MIB=128`),
+//! 3. the `--config` file (TOML, `memory_limit_mib = 128`),
+//!
+//! then the defaults. [`Settings`] is the raw shape shared by all three
+//! (every key is a flag with an environment fallback, so `edgerec serve
+//! --help` documents each one); [`HostConfig`] is what the host runs with,
+//! validated once: ranges checked, paths resolved, unknown file keys refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Which side of the hybrid deployment this host is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Zone {
+    /// Public edge: stateless, public artifacts only.
+    #[default]
+    Edge,
+    /// Private on-prem zone.
+    Private,
+}
+
+impl Zone {
+    /// `edge` or `private`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Zone::Edge => "edge",
+            Zone::Private => "private",
+        }
+    }
+}
+
+/// Every host setting, as the command line, the environment or the
+/// `--config` file gives it (each optional; [`HostConfig::new`] fills in the
+/// defaults).
+///
+/// ```toml
+/// zone = "edge"                         # or "private"
+/// cors_origin = "https://shop.example"  # overrides EDGEREC_CORS_ORIGIN of every component
+/// memory_limit_mib = 256
+/// deadline_ms = 30000
+/// max_instances = 128
+/// cache_dir = "/var/cache/edgerec"
+/// preinit = true
+/// kv_dir = "/var/lib/edgerec/kv"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Which zone this host is: `edge` (stateless, public artifacts) or `private` (default: edge).
+    #[arg(long, value_enum, env = "EDGEREC_ZONE")]
+    pub zone: Option<Zone>,
+    /// `access-control-allow-origin` for every function, overriding `EDGEREC_CORS_ORIGIN` in spin.toml.
+    #[arg(long, env = "EDGEREC_CORS_ORIGIN", value_name = "ORIGIN")]
+    pub cors_origin: Option<String>,
+    /// Linear-memory limit per instance, MiB (16 to 4096; default 256: the encoder functions start at about 206).
+    #[arg(long, env = "EDGEREC_MEMORY_LIMIT_MIB", value_name = "MIB")]
+    pub memory_limit_mib: Option<usize>,
+    /// Deadline per request, milliseconds (10 to 600000; default 30000).
+    #[arg(long, env = "EDGEREC_DEADLINE_MS", value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+    /// Instances that may run at once (1 to 1000; default 128).
+    #[arg(long, env = "EDGEREC_MAX_INSTANCES", value_name = "N")]
+    pub max_instances: Option<u32>,
+    /// Where compiled components and snapshots are cached (default $EDGEREC_CACHE_DIR/components, else ~/.cache/edgerec/components).
+    #[arg(long, env = "EDGEREC_HOST_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Pre-initialize components that export `preinit` (true or false; default true).
+    #[arg(long, env = "EDGEREC_PREINIT", value_name = "BOOL")]
+    pub preinit: Option<bool>,
+    /// Where key-value stores live (default .edgerec/kv beside the manifest).
+    #[arg(long, env = "EDGEREC_KV_DIR", value_name = "DIR")]
+    pub kv_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Reads a `--config` file; unknown keys are an error that names them.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
+        let mut settings: Self = toml::from_str(&text).with_context(|| format!("--config {}", path.display()))?;
+        // Paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for dir in [&mut settings.cache_dir, &mut settings.kv_dir].into_iter().flatten() {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// `self`, with what it leaves unset taken from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            zone: self.zone.or(lower.zone),
+            cors_origin: self.cors_origin.or(lower.cors_origin),
+            memory_limit_mib: self.memory_limit_mib.or(lower.memory_limit_mib),
+            deadline_ms: self.deadline_ms.or(lower.deadline_ms),
+            max_instances: self.max_instances.or(lower.max_instances),
+            cache_dir: self.cache_dir.or(lower.cache_dir),
+            preinit: self.preinit.or(lower.preinit),
+            kv_dir: self.kv_dir.or(lower.kv_dir),
+        }
+    }
+}
+
+/// Per-request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one request's wasm execution.
+    pub deadline: Duration,
+    /// Instances that may run at once (sizes the pooling allocator).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    /// 256 MiB: the functions that encode text at request time start from
+    /// a pre-initialized memory of about 206 MiB (tract's parse of the
+    /// 69 MB ONNX model peaks there; linear memory never shrinks), and
+    /// `recommend` needs under 16 MiB.
+    ///
+    /// 30 s: the largest legal cold-start request (1,000 new items) encodes
+    /// for about 5 s on a 2-core machine; the deadline stops runaway code,
+    /// not honest work.
+    fn default() -> Self {
+        Self { memory_bytes: 256 << 20, deadline: Duration::from_secs(30), max_instances: 128 }
+    }
+}
+
+/// What the host runs with: [`Settings`] validated, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostConfig {
+    /// Which zone this host is.
+    pub zone: Zone,
+    /// `access-control-allow-origin` for every function, if overridden.
+    pub cors_origin: Option<String>,
+    /// Per-request limits.
+    pub limits: Limits,
+    /// Where compiled components and snapshots are cached.
+    pub cache_dir: PathBuf,
+    /// Whether components that export `preinit` are pre-initialized.
+    pub preinit: bool,
+    /// Where the key-value stores live.
+    pub kv_dir: PathBuf,
+}
+
+impl HostConfig {
+    /// Validates `settings` for the app at `manifest` (relative defaults
+    /// resolve beside it). Every error names the setting and its range.
+    pub fn new(settings: Settings, manifest: &Path) -> Result<Self> {
+        let d = Limits::default();
+        let memory_mib = in_range("memory_limit_mib", settings.memory_limit_mib, 16, 4096, d.memory_bytes >> 20)?;
+        let deadline_ms = in_range("deadline_ms", settings.deadline_ms, 10, 600_000, d.deadline.as_millis() as u64)?;
+        let max_instances = in_range("max_instances", settings.max_instances, 1, 1000, d.max_instances)?;
+        if let Some(origin) = &settings.cors_origin
+            && http::HeaderValue::from_str(origin).is_err()
+        {
+            bail!(
+                "cors_origin `{origin}` is not a valid header value; use an origin such as https://shop.example or *"
+            );
+        }
+        let app_dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Ok(Self {
+            zone: settings.zone.unwrap_or_default(),
+            cors_origin: settings.cors_origin,
+            limits: Limits {
+                memory_bytes: memory_mib << 20,
+                deadline: Duration::from_millis(deadline_ms),
+                max_instances,
+            },
+            cache_dir: settings.cache_dir.unwrap_or_else(default_cache_dir),
+            preinit: settings.preinit.unwrap_or(true),
+            kv_dir: settings.kv_dir.unwrap_or_else(|| app_dir.join(".edgerec").join("kv")),
+        })
+    }
+
+    /// The defaults, for the app at `manifest`.
+    pub fn defaults(manifest: &Path) -> Self {
+        Self::new(Settings::default(), manifest).expect("the defaults are in range")
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: Option<T>,
+    min: T,
+    max: T,
+    default: T,
+) -> Result<T> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= min && v <= max => Ok(v),
+        Some(v) => bail!("{key} is {v}; it must be between {min} and {max}"),
+    }
+}
+
+/// The default directory for compiled components: `$EDGEREC_CACHE_DIR/components`,
+/// else `$XDG_CACHE_HOME/edgerec/components`, else `~/.cache/edgerec/components`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("EDGEREC_CACHE_DIR") {
+        return PathBuf::from(dir).join("components");
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("edgerec").join("components")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_refuses_unknown_keys_and_resolves_paths_beside_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        std::fs::write(&path, "zone = \"private\"\nkv_dir = \"state/kv\"\nmemory_limit_mib = 128\n").unwrap();
+        let s = Settings::read(&path).unwrap();
+        assert_eq!(s.zone, Some(Zone::Private));
+        assert_eq!(s.kv_dir, Some(dir.path().join("state/kv")));
+        std::fs::write(&path, "memory_limit = 128\n").unwrap();
+        let err = format!("{:#}", Settings::read(&path).unwrap_err());
+        assert!(err.contains("unknown field `memory_limit`") && err.contains("host.toml"), "{err}");
+        std::fs::write(&path, "zone = \"cloud\"\n").unwrap();
+        assert!(format!("{:#}", Settings::read(&path).unwrap_err()).contains("cloud"));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_and_ranges_are_checked() {
+        let flags = Settings { memory_limit_mib: Some(64), ..Default::default() };
+        let file = Settings { memory_limit_mib: Some(512), deadline_ms: Some(500), ..Default::default() };
+        let config = HostConfig::new(flags.or(file), Path::new("/app/spin.toml")).unwrap();
+        assert_eq!(config.limits.memory_bytes, 64 << 20);
+        assert_eq!(config.limits.deadline, Duration::from_millis(500));
+        assert_eq!(config.kv_dir, Path::new("/app/.edgerec/kv"));
+        assert_eq!((config.zone, config.preinit), (Zone::Edge, true));
+        for (settings, needle) in [
+            (
+                Settings { memory_limit_mib: Some(8), ..Default::default() },
+                "memory_limit_mib is 8; it must be between 16 and 4096",
+            ),
+            (Settings { deadline_ms: Some(0), ..Default::default() }, "deadline_ms is 0"),
+            (Settings { max_instances: Some(0), ..Default::default() }, "max_instances is 0"),
+            (Settings { cors_origin: Some("a\nb".into()), ..Default::default() }, "cors_origin"),
+        ] {
+            let err = HostConfig::new(settings, Path::new("spin.toml")).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+}
