@@ -119,7 +119,7 @@ impl NewItems {
         loop {
             let key = page_key(model, pages.len());
             match kv.get(&key)? {
-                Some(bytes) => pages.push(ItemIndex::from_bytes_named(&bytes, &key).map_err(|e| e.to_string())?),
+                Some(bytes) => pages.push(ItemIndex::from_page(bytes, &key).map_err(|e| e.to_string())?),
                 None => return Ok(Self { pages }),
             }
         }

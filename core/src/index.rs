@@ -56,7 +56,7 @@ pub struct IndexItem {
 /// A read-only item index held in one aligned buffer.
 #[derive(Debug, Clone)]
 pub struct ItemIndex {
-    words: Vec<u32>,
+    storage: Storage,
     count: usize,
     dims: usize,
     // Positions in `words` (u32 units) and, for the byte sections, in bytes.
@@ -64,6 +64,44 @@ pub struct ItemIndex {
     offsets_at: usize,
     quantized_byte: usize,
     strings_byte: usize,
+}
+
+/// The index's bytes, 4-byte aligned so the word sections read in place.
+#[derive(Debug, Clone)]
+enum Storage {
+    /// An aligned buffer the bytes were read or copied into.
+    Words(Vec<u32>),
+    /// Bytes that arrived aligned (a key-value value), kept as they are.
+    Bytes(Vec<u8>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Words(w) => bytemuck::cast_slice(w),
+            Storage::Bytes(b) => b,
+        }
+    }
+
+    fn words(&self) -> &[u32] {
+        match self {
+            Storage::Words(w) => w,
+            // Checked aligned when it was made (`ItemIndex::from_vec_named`).
+            Storage::Bytes(b) => bytemuck::cast_slice(&b[..b.len() / 4 * 4]),
+        }
+    }
+}
+
+/// How much of an index is checked when it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// Layout (lengths, offsets), UTF-8 and id order: bundle files.
+    Full,
+    /// Layout only: what makes every access safe. For the new-item pages
+    /// that cold-start writes through this module and recommend reads on
+    /// every request; their text is checked when it is read
+    /// ([`ItemIndex::title`] of a damaged string is empty).
+    Layout,
 }
 
 impl ItemIndex {
@@ -122,7 +160,7 @@ impl ItemIndex {
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let mut words = vec![0u32; len.div_ceil(4)];
         file.read_exact(&mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len]).map_err(|e| Error::io(path, e))?;
-        Self::from_words(words, len, codec::ITEMS.file)
+        Self::parse(Storage::Words(words), len, codec::ITEMS.file, Checks::Full)
     }
 
     /// Builds an index from bytes already in memory (copies them once).
@@ -135,11 +173,27 @@ impl ItemIndex {
     pub fn from_bytes_named(bytes: &[u8], name: &str) -> Result<Self> {
         let mut words = vec![0u32; bytes.len().div_ceil(4)];
         bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Self::from_words(words, bytes.len(), name)
+        Self::parse(Storage::Words(words), bytes.len(), name, Checks::Full)
     }
 
-    fn from_words(words: Vec<u32>, len: usize, name: &str) -> Result<Self> {
-        let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..len];
+    /// A new-item page read from the key-value store, on every request: the
+    /// bytes are kept without a copy when they are aligned, and only the
+    /// layout is checked (see `Checks::Layout`).
+    pub fn from_page(bytes: Vec<u8>, name: &str) -> Result<Self> {
+        let len = bytes.len();
+        let aligned = bytemuck::try_cast_slice::<u8, u32>(&bytes[..len / 4 * 4]).is_ok();
+        let storage = if aligned {
+            Storage::Bytes(bytes)
+        } else {
+            let mut words = vec![0u32; len.div_ceil(4)];
+            bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..len].copy_from_slice(&bytes);
+            Storage::Words(words)
+        };
+        Self::parse(storage, len, name, Checks::Layout)
+    }
+
+    fn parse(storage: Storage, len: usize, name: &str, checks: Checks) -> Result<Self> {
+        let bytes = &storage.bytes()[..len];
         let mut r = Reader::open_named(codec::ITEMS, name, bytes)?;
         let count = r.count("count")?;
         let dims = r.count("dims")?;
@@ -160,13 +214,22 @@ impl ItemIndex {
         r.bytes(strings_len, "strings")?;
         r.finish()?;
         let bad = |reason: String| Error::Format { what: name.to_string(), reason };
-        let index = Self { words, count, dims, popularity_at, offsets_at, quantized_byte, strings_byte };
+        let index = Self { storage, count, dims, popularity_at, offsets_at, quantized_byte, strings_byte };
         let offsets = index.offsets();
         if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[2 * count] as usize != strings_len {
             return Err(bad("string offsets are not increasing within the string table".into()));
         }
-        for i in 0..2 * count {
-            std::str::from_utf8(index.string_bytes(i)).map_err(|_| bad(format!("string {i} is not valid UTF-8")))?;
+        if checks == Checks::Layout {
+            return Ok(index);
+        }
+        // One pass over the whole table, then every string must start on a
+        // character boundary: the same guarantee as checking each string,
+        // for a fraction of the calls (new-item pages are read per request).
+        let all = &index.storage.bytes()[index.strings_byte..index.strings_byte + strings_len];
+        let table = std::str::from_utf8(all)
+            .map_err(|e| bad(format!("string table is not valid UTF-8 at byte {}", e.valid_up_to())))?;
+        if let Some(i) = offsets.iter().position(|&o| !table.is_char_boundary(o as usize)) {
+            return Err(bad(format!("string {i} does not start on a UTF-8 character boundary")));
         }
         for i in 1..count {
             if index.string_bytes(2 * (i - 1)) >= index.string_bytes(2 * i) {
@@ -193,9 +256,9 @@ impl ItemIndex {
 
     /// The quantized embedding of item `i` and its scale: `embedding = scale * q`.
     pub fn quantized(&self, i: usize) -> (&[i8], f32) {
-        let bytes: &[i8] = bytemuck::cast_slice(&self.words);
+        let bytes: &[i8] = bytemuck::cast_slice(self.storage.bytes());
         let start = self.quantized_byte + i * self.dims;
-        (&bytes[start..start + self.dims], f32::from_bits(self.words[HEADER_WORDS + i]))
+        (&bytes[start..start + self.dims], f32::from_bits(self.storage.words()[HEADER_WORDS + i]))
     }
 
     /// The embedding of item `i`, dequantized.
@@ -213,9 +276,9 @@ impl ItemIndex {
     /// `dot(query, embedding(i))` for every item, in index order: the
     /// catalog scan behind every ranking.
     pub fn scores(&self, query: &QueryVector) -> Vec<f32> {
-        let bytes: &[i8] = bytemuck::cast_slice(&self.words);
+        let bytes: &[i8] = bytemuck::cast_slice(self.storage.bytes());
         let rows = &bytes[self.quantized_byte..self.quantized_byte + self.count * self.dims];
-        let scales: &[f32] = bytemuck::cast_slice(&self.words[HEADER_WORDS..HEADER_WORDS + self.count]);
+        let scales: &[f32] = bytemuck::cast_slice(&self.storage.words()[HEADER_WORDS..HEADER_WORDS + self.count]);
         if self.dims == 0 {
             return vec![0.0; self.count];
         }
@@ -224,16 +287,16 @@ impl ItemIndex {
 
     /// Popularity of every item.
     pub fn popularity(&self) -> &[f32] {
-        bytemuck::cast_slice(&self.words[self.popularity_at..self.offsets_at])
+        bytemuck::cast_slice(&self.storage.words()[self.popularity_at..self.offsets_at])
     }
 
     fn offsets(&self) -> &[u32] {
-        &self.words[self.offsets_at..self.offsets_at + 2 * self.count + 1]
+        &self.storage.words()[self.offsets_at..self.offsets_at + 2 * self.count + 1]
     }
 
     fn string_bytes(&self, n: usize) -> &[u8] {
         let offsets = self.offsets();
-        let all = &bytemuck::cast_slice::<u32, u8>(&self.words)[self.strings_byte..];
+        let all = &self.storage.bytes()[self.strings_byte..];
         &all[offsets[n] as usize..offsets[n + 1] as usize]
     }
 
@@ -328,6 +391,23 @@ mod tests {
             assert!((direct - crate::score::dot(&original.embedding, &stored)).abs() < 1e-3);
             assert_eq!(index.scores(&QueryVector::new(&original.embedding))[i], direct);
         }
+    }
+
+    #[test]
+    fn a_page_reads_like_a_file_and_its_layout_is_checked() {
+        let bytes = ItemIndex::encode(&sample()).unwrap();
+        let page = ItemIndex::from_page(bytes.clone(), "new-items:shop/1:0").unwrap();
+        let file = ItemIndex::from_bytes(&bytes).unwrap();
+        for i in 0..3 {
+            assert_eq!((page.id(i), page.title(i), page.embedding(i)), (file.id(i), file.title(i), file.embedding(i)));
+        }
+        // Unaligned bytes are copied into place.
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        let unaligned: Vec<u8> = shifted[1..].to_vec();
+        assert_eq!(ItemIndex::from_page(unaligned, "p").unwrap().find("85123A"), Some(1));
+        let err = ItemIndex::from_page(bytes[..bytes.len() - 1].to_vec(), "new-items:shop/1:0").unwrap_err();
+        assert!(err.to_string().starts_with("new-items:shop/1:0: truncated"), "{err}");
     }
 
     #[test]

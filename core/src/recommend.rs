@@ -121,8 +121,9 @@ pub fn recommend_with_new(
             for page in new_items.pages().iter().filter(|p| p.dims() == user.len()) {
                 let mut top = TopK::new(query.k);
                 for (i, score) in page.scores(&user).into_iter().enumerate() {
-                    if !blocked(page.id(i)) {
-                        top.push(i, score + boost);
+                    let score = score + boost;
+                    if top.accepts(i, score) && !blocked(page.id(i)) {
+                        top.push(i, score);
                     }
                 }
                 items.extend(top.into_sorted().into_iter().map(|(i, score)| ScoredItem {

@@ -170,10 +170,16 @@ impl TopK {
         b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)).is_lt()
     }
 
+    /// Whether [`TopK::push`] would keep item `index` with `score` now:
+    /// one comparison, to skip costlier checks for items that cannot make it.
+    pub fn accepts(&self, index: usize, score: f32) -> bool {
+        self.best.len() < self.k || self.best.last().is_some_and(|&worst| Self::better((index, score), worst))
+    }
+
     /// Offers item `index` with `score`.
     pub fn push(&mut self, index: usize, score: f32) {
         let entry = (index, score);
-        if self.best.len() == self.k && self.best.last().is_none_or(|&worst| !Self::better(entry, worst)) {
+        if !self.accepts(index, score) {
             return;
         }
         let at = self.best.partition_point(|&kept| Self::better(kept, entry));

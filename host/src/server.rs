@@ -198,10 +198,9 @@ impl Server {
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let runtime = self.registry.runtime();
         let limits = runtime.config().limits;
-        let mut store = runtime
-            .capabilities()
-            .store(runtime.engine(), &function.states, Purpose::Request)
-            .map_err(Failure::Host)?;
+        let purpose = if function.preinitialized { Purpose::RequestFromSnapshot } else { Purpose::Request };
+        let mut store =
+            runtime.capabilities().store(runtime.engine(), &function.states, purpose).map_err(Failure::Host)?;
         let memory_hit = store.data().limits.hit.clone();
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -210,38 +209,81 @@ impl Server {
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Host(e.into()))?;
         let instantiate = Arc::new(Mutex::new(None::<Duration>));
         let instantiate_slot = instantiate.clone();
-        // The task owns the function: a request in flight finishes on the
+        // The future owns the function: a request in flight finishes on the
         // version it started with, whatever a reload swaps in meanwhile.
-        let task = tokio::spawn(async move {
+        let mut guest = Box::pin(async move {
             let started = Instant::now();
-            let proxy = function.pre.instantiate_async(&mut store).await?;
-            *instantiate_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(started.elapsed());
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
+            let result = async {
+                let proxy = function.pre.instantiate_async(&mut store).await?;
+                *instantiate_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(started.elapsed());
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
+            }
+            .await;
+            // The store goes back with the result: dropping it resets the
+            // instance's memory, which is no work for the request's path.
+            (result, store)
         });
-
-        // The epoch deadline stops wasm; this backstop also covers a guest
-        // parked in a host call that never completes.
+        // Run the guest on this task until it sends the response head (no
+        // hand-over to another thread on the way in); what is left of it
+        // (streaming the body, tearing the instance down) goes to a task of
+        // its own. The epoch deadline stops wasm; the backstop also covers a
+        // guest parked in a host call that never completes.
         let backstop = limits.deadline + Duration::from_secs(1);
-        match tokio::time::timeout(backstop, receiver).await {
-            Ok(Ok(Ok(mut resp))) => {
+        let mut receiver = receiver;
+        let first = tokio::time::timeout(backstop, async {
+            tokio::select! {
+                biased;
+                head = &mut receiver => Ok(head),
+                done = &mut guest => Err(done),
+            }
+        })
+        .await;
+        let head = match first {
+            Err(_) => return Err(Failure::Deadline),
+            // The response handle was dropped unanswered: the guest failed.
+            Ok(Ok(Err(_))) => {
+                let err = match tokio::time::timeout(backstop, guest).await {
+                    Err(_) => return Err(Failure::Deadline),
+                    Ok((Ok(()), store)) => {
+                        drop_later(store);
+                        anyhow!("the component returned without sending a response")
+                    }
+                    Ok((Err(e), store)) => {
+                        drop_later(store);
+                        e.into()
+                    }
+                };
+                return Err(classify(err, memory_hit.load(Ordering::Relaxed)));
+            }
+            Ok(Ok(Ok(head))) => {
+                tokio::spawn(async move {
+                    let (result, store) = guest.await;
+                    if let Err(e) = result {
+                        tracing::warn!("the component failed after its response head: {e:#}");
+                    }
+                    drop(store);
+                });
+                head
+            }
+            // The guest returned first: it answered just before, or never.
+            Ok(Err((done, store))) => {
+                drop_later(store);
+                match (receiver.await, done) {
+                    (Ok(head), _) => head,
+                    (Err(_), Ok(())) => {
+                        return Err(Failure::Guest(anyhow!("the component returned without sending a response")));
+                    }
+                    (Err(_), Err(e)) => return Err(classify(e.into(), memory_hit.load(Ordering::Relaxed))),
+                }
+            }
+        };
+        match head {
+            Ok(mut resp) => {
                 let instantiate = *instantiate.lock().unwrap_or_else(|p| p.into_inner());
                 add_host_timing(resp.headers_mut(), instantiate, arrived.elapsed());
                 Ok(resp)
             }
-            Ok(Ok(Err(code))) => Err(Failure::Guest(anyhow!("the component answered with error code {code:?}"))),
-            Ok(Err(_)) => {
-                // The component ended without setting a response.
-                let err = match task.await {
-                    Ok(Ok(())) => anyhow!("the component returned without sending a response"),
-                    Ok(Err(e)) => anyhow::Error::from(e),
-                    Err(join) => anyhow!("the request task failed: {join}"),
-                };
-                Err(classify(err, memory_hit.load(Ordering::Relaxed)))
-            }
-            Err(_) => {
-                task.abort();
-                Err(Failure::Deadline)
-            }
+            Err(code) => Err(Failure::Guest(anyhow!("the component answered with error code {code:?}"))),
         }
     }
 
@@ -257,6 +299,11 @@ impl Server {
         headers.insert("access-control-allow-origin", self.cors_origin.clone());
         resp
     }
+}
+
+/// Drops an instance's store on a task of its own, off the request's path.
+fn drop_later<T: Send + 'static>(store: T) {
+    tokio::spawn(async move { drop(store) });
 }
 
 /// Appends `instantiate` and `host` (time in the host up to the response

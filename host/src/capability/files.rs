@@ -74,7 +74,7 @@ impl Capability for Files {
         Ok(Mounts { files: component.files.clone(), env })
     }
 
-    fn prepare(&self, mounts: &Mounts, _: Purpose) -> Result<FilesState> {
+    fn prepare(&self, mounts: &Mounts, purpose: Purpose) -> Result<FilesState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr().inherit_stdout();
         // Mounted files are small, local and read-only (model bundles): read
@@ -84,7 +84,8 @@ impl Capability for Files {
         for (k, v) in &mounts.env {
             wasi.env(k, v);
         }
-        for (host, guest) in &mounts.files {
+        let files = if purpose == Purpose::RequestFromSnapshot { &[][..] } else { &mounts.files[..] };
+        for (host, guest) in files {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("mounting {} at {guest}", host.display()))?;

@@ -105,10 +105,7 @@ impl Capability for KeyValue {
 
     fn prepare(&self, granted: &Granted, purpose: Purpose) -> Result<KvState> {
         // A snapshot keeps memory, not handles: `preinit` gets no store.
-        let granted = match purpose {
-            Purpose::Request => granted.clone(),
-            Purpose::Preinit => Granted::default(),
-        };
+        let granted = if purpose.is_request() { granted.clone() } else { Granted::default() };
         Ok(KvState { granted, table: ResourceTable::new() })
     }
 }

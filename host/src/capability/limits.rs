@@ -53,16 +53,13 @@ impl Capability for Limits {
     }
 
     fn prepare(&self, _: &(), purpose: Purpose) -> Result<MemoryLimiter> {
-        let limit = match purpose {
-            Purpose::Request => self.limits.memory_bytes,
-            Purpose::Preinit => PREINIT_MEMORY,
-        };
+        let limit = if purpose.is_request() { self.limits.memory_bytes } else { PREINIT_MEMORY };
         Ok(MemoryLimiter { limit, hit: Arc::new(AtomicBool::new(false)), peak: 0 })
     }
 
     fn prepare_store(&self, store: &mut Store<InstanceState>, purpose: Purpose) {
         store.limiter(|s| &mut s.limits);
-        if purpose == Purpose::Request {
+        if purpose.is_request() {
             store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
             store.epoch_deadline_trap();
         }

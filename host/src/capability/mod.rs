@@ -37,9 +37,21 @@ use crate::manifest;
 pub enum Purpose {
     /// To serve one request.
     Request,
+    /// To serve one request from a pre-initialized snapshot: as `Request`,
+    /// but its files are not mounted. The function read them in `preinit`,
+    /// and the snapshot's file handles belonged to that instance, so it
+    /// cannot open them again anyway; mounting costs syscalls per request.
+    RequestFromSnapshot,
     /// To run `preinit` once before a snapshot: no stores (the snapshot
     /// keeps memory, not handles), more memory, no deadline.
     Preinit,
+}
+
+impl Purpose {
+    /// Whether the instance serves a request (either kind).
+    pub fn is_request(self) -> bool {
+        matches!(self, Purpose::Request | Purpose::RequestFromSnapshot)
+    }
 }
 
 /// One host capability (see the module docs for the lifecycle).

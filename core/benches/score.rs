@@ -1,0 +1,71 @@
+//! The catalog scan behind every ranking, natively: how close the integer
+//! kernel (`QueryVector` · int8 rows, `ItemIndex::scores`) comes to what one
+//! core can do, next to the f32 loop over dequantized rows it replaced, and
+//! the whole of `recommend` (user tower, scan, top-k, reasons) around it.
+//! The function's own figure (in wasm, `simd128`) is the `score` entry of
+//! `server-timing`, measured by `scripts/bench-recommend`.
+//!
+//! `cargo bench -p edgerec-core --bench score` (needs the demo bundle from scripts/setup)
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use edgerec_core::index::ItemIndex;
+use edgerec_core::recommend::{RecommendQuery, recommend};
+use edgerec_core::score::{QueryVector, dot};
+use edgerec_core::tower::UserTower;
+
+fn median(mut f: impl FnMut(), n: usize) -> Duration {
+    let mut v: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    v[n / 2]
+}
+
+fn main() {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/online-retail/2");
+    let Ok(index) = ItemIndex::read(&bundle.join("items.bin")) else {
+        eprintln!("skipping: {} is missing; run scripts/setup", bundle.display());
+        return;
+    };
+    let tower = std::fs::read(bundle.join("user_tower.bin"))
+        .ok()
+        .and_then(|b| UserTower::from_bytes(&b).ok())
+        .unwrap_or_else(|| UserTower::recency(index.dims(), 50));
+    let user = index.embedding(index.find("85099B").unwrap_or(0));
+    let (n, d) = (index.len(), index.dims());
+    let macs = (n * d) as f64;
+    let dequantized: Vec<Vec<f32>> = (0..n).map(|i| index.embedding(i)).collect();
+    let runs = 2000;
+
+    let quantize = median(|| drop(black_box(QueryVector::new(black_box(&user)))), runs);
+    let query = QueryVector::new(&user);
+    let int8 = median(|| drop(black_box(index.scores(black_box(&query)))), runs);
+    let f32_loop = median(|| drop(black_box(dequantized.iter().map(|r| dot(&user, r)).collect::<Vec<f32>>())), runs);
+    let history: Vec<String> = ["85099B", "20725", "22423"].map(String::from).to_vec();
+    let q = RecommendQuery { history, k: 10, exclude: vec![], exclude_history: true };
+    let whole = median(|| drop(black_box(recommend(&index, &tower, black_box(&q)))), runs);
+
+    println!("catalog scan: {n} items x {d} dims = {:.2} M multiply-adds, median of {runs} runs\n", macs / 1e6);
+    println!("| step | time | G multiply-adds/s |");
+    println!("|---|---|---|");
+    let rate = |t: Duration| macs / t.as_secs_f64() / 1e9;
+    println!("| quantize the query (i16) | {:.2} us | - |", quantize.as_secs_f64() * 1e6);
+    println!(
+        "| scan, int8 rows x i16 query (exact integer) | {:.1} us | {:.1} |",
+        int8.as_secs_f64() * 1e6,
+        rate(int8)
+    );
+    println!(
+        "| scan, f32 loop over dequantized rows | {:.1} us | {:.1} |",
+        f32_loop.as_secs_f64() * 1e6,
+        rate(f32_loop)
+    );
+    println!("| recommend (user tower, scan, top-10, reasons) | {:.1} us | - |", whole.as_secs_f64() * 1e6);
+}
