@@ -133,9 +133,13 @@ impl Server {
                     let server = server.clone();
                     async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
                 });
-                if let Err(e) =
-                    http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await
-                {
+                // `half_close`: a request that arrived whole is served even if
+                // the client closed its side right after sending it.
+                let http = http1::Builder::new()
+                    .keep_alive(true)
+                    .half_close(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = http.await {
                     tracing::debug!("connection from {peer}: {e}");
                 }
             });
@@ -211,7 +215,7 @@ impl Server {
         let instantiate_slot = instantiate.clone();
         // The future owns the function: a request in flight finishes on the
         // version it started with, whatever a reload swaps in meanwhile.
-        let mut guest = Box::pin(async move {
+        let mut guest = RunsToCompletion(Some(Box::pin(async move {
             let started = Instant::now();
             let result = async {
                 let proxy = function.pre.instantiate_async(&mut store).await?;
@@ -222,7 +226,7 @@ impl Server {
             // The store goes back with the result: dropping it resets the
             // instance's memory, which is no work for the request's path.
             (result, store)
-        });
+        })));
         // Run the guest on this task until it sends the response head (no
         // hand-over to another thread on the way in); what is left of it
         // (streaming the body, tearing the instance down) goes to a task of
@@ -234,15 +238,19 @@ impl Server {
             tokio::select! {
                 biased;
                 head = &mut receiver => Ok(head),
-                done = &mut guest => Err(done),
+                done = guest.running() => Err(done),
             }
         })
         .await;
         let head = match first {
-            Err(_) => return Err(Failure::Deadline),
+            Err(_) => {
+                // Parked past its deadline in a host call: stop it here.
+                drop(guest.take());
+                return Err(Failure::Deadline);
+            }
             // The response handle was dropped unanswered: the guest failed.
             Ok(Ok(Err(_))) => {
-                let err = match tokio::time::timeout(backstop, guest).await {
+                let err = match tokio::time::timeout(backstop, guest.take()).await {
                     Err(_) => return Err(Failure::Deadline),
                     Ok((Ok(()), store)) => {
                         drop_later(store);
@@ -257,7 +265,7 @@ impl Server {
             }
             Ok(Ok(Ok(head))) => {
                 tokio::spawn(async move {
-                    let (result, store) = guest.await;
+                    let (result, store) = guest.take().await;
                     if let Err(e) = result {
                         tracing::warn!("the component failed after its response head: {e:#}");
                     }
@@ -267,6 +275,7 @@ impl Server {
             }
             // The guest returned first: it answered just before, or never.
             Ok(Err((done, store))) => {
+                guest.finished();
                 drop_later(store);
                 match (receiver.await, done) {
                     (Ok(head), _) => head,
@@ -298,6 +307,36 @@ impl Server {
         headers.insert("content-type", http::HeaderValue::from_static("application/json"));
         headers.insert("access-control-allow-origin", self.cors_origin.clone());
         resp
+    }
+}
+
+/// A guest's run, driven by the request's task; if that task is dropped
+/// first (the client went away), the run goes on in a task of its own, so a
+/// function never stops half-way through its work (a store write, say).
+struct RunsToCompletion<F: Future<Output: Send + 'static> + Send + 'static>(Option<std::pin::Pin<Box<F>>>);
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> RunsToCompletion<F> {
+    fn running(&mut self) -> &mut std::pin::Pin<Box<F>> {
+        self.0.as_mut().expect("the run is still here")
+    }
+
+    /// The run completed while the request's task drove it.
+    fn finished(&mut self) {
+        self.0 = None;
+    }
+
+    fn take(mut self) -> std::pin::Pin<Box<F>> {
+        self.0.take().expect("the run is still here")
+    }
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for RunsToCompletion<F> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            tokio::spawn(async move {
+                run.await;
+            });
+        }
     }
 }
 

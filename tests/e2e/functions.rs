@@ -212,6 +212,41 @@ fn a_new_item_gets_neighbours_and_then_shows_up_in_recommendations() {
     assert_eq!(reply.json()["items"][0]["indexed"], false);
 }
 
+/// A client that hangs up does not stop the function half-way: the items
+/// it sent are stored all the same.
+#[test]
+fn a_cold_start_whose_client_hangs_up_still_stores_its_items() {
+    use std::io::Write;
+    require_cold_start!();
+    let host = demo_host();
+    let body = json!({"items": [{"item_id": "HUNG-UP-LANTERN", "title": "RED RETROSPOT PAPER LANTERN"}]}).to_string();
+    let mut socket = std::net::TcpStream::connect(host.addr).unwrap();
+    write!(
+        socket,
+        "POST /api/items/cold-start HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    drop(socket);
+    let red: Vec<String> = {
+        let index = index();
+        (0..index.len())
+            .filter(|&i| index.title(i).contains("RED RETROSPOT"))
+            .take(5)
+            .map(|i| index.id(i).to_string())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let reply = host.post("/api/recommend", json!({"history": red, "k": 200}).to_string());
+        if ids(&reply.json(), "items", "item_id").iter().any(|id| id == "HUNG-UP-LANTERN") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the item was never stored");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn cold_start_takes_up_to_a_thousand_items_and_names_bad_fields() {
     require_cold_start!();
