@@ -28,6 +28,44 @@ fn median(mut f: impl FnMut(), n: usize) -> Duration {
     v[n / 2]
 }
 
+/// The same integer dot product with AVX2 (`vpmovsxbw` + `vpmaddwd`, 16
+/// multiply-adds per instruction): what one core of this machine does
+/// with the instructions it has, for comparison only (wasm `simd128`
+/// stops at 128-bit vectors).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// All rows (`dims` a multiple of 16) against `query`.
+    pub fn scan(query: &[i16], rows: &[i8], dims: usize, out: &mut Vec<i32>) {
+        assert!(available() && dims % 16 == 0 && query.len() == dims);
+        out.clear();
+        // SAFETY: AVX2 was detected above.
+        unsafe { scan_avx2(query, rows, dims, out) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(query: &[i16], rows: &[i8], dims: usize, out: &mut Vec<i32>) {
+        for row in rows.chunks_exact(dims) {
+            let mut acc = _mm256_setzero_si256();
+            for (q, r) in query.chunks_exact(16).zip(row.chunks_exact(16)) {
+                // SAFETY: each chunk holds 16 values: 32 bytes of i16, 16 bytes of i8.
+                let (q, r) = unsafe { (_mm256_loadu_si256(q.as_ptr().cast()), _mm_loadu_si128(r.as_ptr().cast())) };
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(q, _mm256_cvtepi8_epi16(r)));
+            }
+            let mut lanes = [0i32; 8];
+            // SAFETY: `lanes` is 32 writable bytes.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
+            out.push(lanes.iter().sum());
+        }
+    }
+}
+
 fn main() {
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/online-retail/2");
     let Ok(index) = ItemIndex::read(&bundle.join("items.bin")) else {
@@ -48,6 +86,15 @@ fn main() {
     let query = QueryVector::new(&user);
     let int8 = median(|| drop(black_box(index.scores(black_box(&query)))), runs);
     let f32_loop = median(|| drop(black_box(dequantized.iter().map(|r| dot(&user, r)).collect::<Vec<f32>>())), runs);
+    #[cfg(target_arch = "x86_64")]
+    let simd = avx2::available().then(|| {
+        let q: Vec<i16> = user.iter().map(|x| (x * 16383.0) as i16).collect();
+        let rows: Vec<i8> = (0..n).flat_map(|i| index.quantized(i).0.to_vec()).collect();
+        let mut out = Vec::with_capacity(n);
+        median(|| avx2::scan(black_box(&q), black_box(&rows), d, &mut out), runs)
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd: Option<Duration> = None;
     let history: Vec<String> = ["85099B", "20725", "22423"].map(String::from).to_vec();
     let q = RecommendQuery { history, k: 10, exclude: vec![], exclude_history: true };
     let whole = median(|| drop(black_box(recommend(&index, &tower, black_box(&q)))), runs);
@@ -62,6 +109,10 @@ fn main() {
         int8.as_secs_f64() * 1e6,
         rate(int8)
     );
+    if let Some(t) = simd {
+        let t_us = t.as_secs_f64() * 1e6;
+        println!("| scan, the same kernel in AVX2 (reference: what one core does) | {t_us:.1} us | {:.1} |", rate(t));
+    }
     println!(
         "| scan, f32 loop over dequantized rows | {:.1} us | {:.1} |",
         f32_loop.as_secs_f64() * 1e6,
