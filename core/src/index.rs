@@ -279,10 +279,7 @@ impl ItemIndex {
         let bytes: &[i8] = bytemuck::cast_slice(self.storage.bytes());
         let rows = &bytes[self.quantized_byte..self.quantized_byte + self.count * self.dims];
         let scales: &[f32] = bytemuck::cast_slice(&self.storage.words()[HEADER_WORDS..HEADER_WORDS + self.count]);
-        if self.dims == 0 {
-            return vec![0.0; self.count];
-        }
-        rows.chunks_exact(self.dims).zip(scales).map(|(row, &scale)| query.dot(row, scale)).collect()
+        query.scan(rows, scales)
     }
 
     /// Popularity of every item.

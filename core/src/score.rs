@@ -67,6 +67,26 @@ impl QueryVector {
     pub fn dot(&self, row: &[i8], row_scale: f32) -> f32 {
         dot_i16_i8(&self.values, row) as f32 * self.scale * row_scale
     }
+
+    /// [`QueryVector::dot`] with every row of `rows` (row-major, this
+    /// vector's width), scaled by `scales`: the catalog scan. The common
+    /// widths (128, 384) run a kernel that keeps the query in registers
+    /// for the whole scan; the sums are exact either way.
+    pub fn scan(&self, rows: &[i8], scales: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(scales.len());
+        let dims = self.values.len();
+        if dims == 0 {
+            out.resize(scales.len(), 0.0);
+            return out;
+        }
+        let rows = rows.chunks_exact(dims).zip(scales);
+        match dims {
+            128 => out.extend(rows.map(|(r, s)| kernel::dot_fixed::<8>(&self.values, r) as f32 * self.scale * s)),
+            384 => out.extend(rows.map(|(r, s)| kernel::dot_fixed::<24>(&self.values, r) as f32 * self.scale * s)),
+            _ => out.extend(rows.map(|(r, s)| self.dot(r, *s))),
+        }
+        out
+    }
 }
 
 /// Exact integer dot product of an i16 vector with an int8 row (at most
@@ -89,6 +109,20 @@ mod kernel {
             }
         }
         acc.iter().map(|&l| i64::from(l)).sum::<i64>() + tail
+    }
+
+    /// `C` chunks of 16 dims, unrolled; no sum can overflow an i32 for
+    /// `16 · C ≤ 512` (16383 · 127 · 512 < 2³¹).
+    #[inline(always)]
+    pub fn dot_fixed<const C: usize>(a: &[i16], q: &[i8]) -> i32 {
+        let (a, q) = (&a[..16 * C], &q[..16 * C]);
+        let mut acc = [0i32; 16];
+        for c in 0..C {
+            for lane in 0..16 {
+                acc[lane] += i32::from(a[16 * c + lane]) * i32::from(q[16 * c + lane]);
+            }
+        }
+        acc.iter().sum()
     }
 }
 
@@ -127,6 +161,36 @@ mod kernel {
             i32x4_extract_lane::<3>(acc),
         ];
         lanes.iter().map(|&l| i64::from(l)).sum::<i64>() + tail
+    }
+
+    /// `C` chunks of 16 dims, unrolled (the compiler keeps the query's
+    /// chunks in registers across calls in a scan); no sum can overflow an
+    /// i32 for `16 · C ≤ 512`.
+    #[inline(always)]
+    pub fn dot_fixed<const C: usize>(a: &[i16], q: &[i8]) -> i32 {
+        let (a, q) = (&a[..16 * C], &q[..16 * C]);
+        let mut acc = i32x4_splat(0);
+        for c in 0..C {
+            // SAFETY: the slices above hold 16·C values; chunk `c` reads
+            // bytes [16c, 16c + 16) of `q` and values [16c, 16c + 16) of
+            // `a` (two 16-byte loads); wasm loads need no alignment.
+            let (row, lo, hi) = unsafe {
+                (
+                    v128_load(q.as_ptr().add(16 * c).cast()),
+                    v128_load(a.as_ptr().add(16 * c).cast()),
+                    v128_load(a.as_ptr().add(16 * c + 8).cast()),
+                )
+            };
+            let products = i32x4_add(
+                i32x4_dot_i16x8(i16x8_extend_low_i8x16(row), lo),
+                i32x4_dot_i16x8(i16x8_extend_high_i8x16(row), hi),
+            );
+            acc = i32x4_add(acc, products);
+        }
+        i32x4_extract_lane::<0>(acc)
+            + i32x4_extract_lane::<1>(acc)
+            + i32x4_extract_lane::<2>(acc)
+            + i32x4_extract_lane::<3>(acc)
     }
 }
 
@@ -235,6 +299,15 @@ mod tests {
         let approx = QueryVector::new(&v).dot(&row, 0.01);
         assert!((exact - approx).abs() < 1e-3 * exact.abs().max(1.0), "{exact} vs {approx}");
         assert_eq!(QueryVector::new(&[0.0, f32::NAN]).dot(&[1, 1], 1.0), 0.0);
+        // The scan's fixed-width kernels give the row-by-row results exactly.
+        for dims in [128usize, 384, 100] {
+            let v: Vec<f32> = (0..dims).map(|i| (i as f32 * 0.37).sin()).collect();
+            let rows: Vec<i8> = (0..dims * 7).map(|i| ((i * 37) % 255) as i8).collect();
+            let scales: Vec<f32> = (0..7).map(|i| 0.01 * (i + 1) as f32).collect();
+            let q = QueryVector::new(&v);
+            let by_row: Vec<f32> = rows.chunks_exact(dims).zip(&scales).map(|(r, s)| q.dot(r, *s)).collect();
+            assert_eq!(q.scan(&rows, &scales), by_row, "dims {dims}");
+        }
     }
 
     #[test]
