@@ -14,8 +14,15 @@ use edgerec_host::config::{HostConfig, Settings};
 use edgerec_host::server::{Server, spawn_local};
 
 /// The repository root.
+///
+/// Read from the environment `cargo test` runs the binary in before the
+/// path compiled in: cargo reuses a test binary built from another checkout
+/// of the same commit through a shared target directory, and the compiled
+/// path would point at that other checkout.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    manifest_dir.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The demo bundle `scripts/setup` trains and `spin.toml` mounts.
