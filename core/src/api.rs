@@ -319,6 +319,107 @@ pub struct ColdStartResponse {
     pub model: ModelRef,
 }
 
+/// Most events one `POST /api/feedback` may carry.
+pub const MAX_FEEDBACK_EVENTS: usize = 10_000;
+/// Longest user, item, event or ad id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// What a shopper did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// The item was shown.
+    Impression,
+    /// The item was clicked.
+    Click,
+    /// The item was put in the cart.
+    Cart,
+    /// The item was bought.
+    Purchase,
+}
+
+impl EventType {
+    /// Every type, in the order of the funnel.
+    pub const ALL: [EventType; 4] = [EventType::Impression, EventType::Click, EventType::Cart, EventType::Purchase];
+
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Impression => "impression",
+            EventType::Click => "click",
+            EventType::Cart => "cart",
+            EventType::Purchase => "purchase",
+        }
+    }
+
+    /// Whether the event says the shopper wanted the item (it joins their
+    /// history); an impression alone does not.
+    pub fn is_interaction(self) -> bool {
+        self != EventType::Impression
+    }
+}
+
+/// One event of `POST /api/feedback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackEvent {
+    /// The shop's id of the user.
+    pub user_id: String,
+    /// The item the event is about.
+    pub item_id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When, RFC 3339 (default: when the host received it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    /// The caller's id of the event: a retried event with the same id counts once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The model version that produced what the user saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelRef>,
+    /// The ad copy shown, for ad events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_id: Option<String>,
+    /// The search that led to the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// `POST /api/feedback` request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// 1..=10,000 events.
+    pub events: Vec<FeedbackEvent>,
+}
+
+/// `POST /api/feedback` response, sent once the events are durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackResponse {
+    /// Events of the request that are now durable.
+    pub accepted: usize,
+    /// Of those, events whose `event_id` had been accepted before (counted once).
+    pub duplicates: usize,
+}
+
+/// `GET /api/users/{user_id}/history` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    /// The user's id, as asked.
+    pub user_id: String,
+    /// The user's recent events, newest first.
+    pub events: Vec<FeedbackEvent>,
+}
+
+/// `DELETE /api/users/{user_id}` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseResponse {
+    /// Events erased.
+    pub erased: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
