@@ -13,9 +13,11 @@ mod eval_ads;
 mod eval_search;
 mod export;
 mod index;
+mod keys;
 mod prepare;
 mod serve;
 mod split;
+mod tokens;
 mod train;
 mod train_ads;
 mod upworthy;
@@ -64,6 +66,10 @@ enum Command {
     Verify(verify::Args),
     /// Serve the functions of a Spin manifest (SIGHUP reloads it).
     Serve(serve::Args),
+    /// Bearer tokens of a private host: create, revoke, list.
+    Tokens(tokens::Args),
+    /// The data key of a private host: new, rotate.
+    Keys(keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,8 @@ fn main() -> ExitCode {
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Tokens(args) => tokens::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

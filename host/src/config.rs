@@ -49,6 +49,18 @@ impl Zone {
 /// cache_dir = "/var/cache/edgerec"
 /// preinit = true
 /// kv_dir = "/var/lib/edgerec/kv"
+///
+/// # The private zone (see `examples/private.toml`)
+/// store = "sqlite:state/users.sqlite"   # or postgres://user@host/db
+/// key_file = "state/data.key"           # or EDGEREC_DATA_KEY
+/// tokens_file = "state/tokens.json"
+/// rate_limit_per_second = 50
+/// rate_limit_burst = 100
+/// history_limit = 50
+///
+/// [placement."/api/search"]             # run this route on the edge, locally if it is late
+/// edge = "http://edge.shop.example:3000"
+/// deadline_ms = 250
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +89,42 @@ pub struct Settings {
     /// Where key-value stores live (default .edgerec/kv beside the manifest).
     #[arg(long, env = "EDGEREC_KV_DIR", value_name = "DIR")]
     pub kv_dir: Option<PathBuf>,
+    /// Private zone: the user store, sqlite:PATH or postgres://... (default sqlite:.edgerec/users.sqlite beside the config file, else the manifest).
+    #[arg(long, env = "EDGEREC_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Private zone: file holding the data key (base64 of 32 bytes); EDGEREC_DATA_KEY wins.
+    #[arg(long, env = "EDGEREC_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Private zone: the tokens file (hashes and scopes; default .edgerec/tokens.json beside the config file, else the manifest).
+    #[arg(long, env = "EDGEREC_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Private zone: requests per second each token may make, on average (1 to 1000000; default 100).
+    #[arg(long, env = "EDGEREC_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Private zone: requests a token may make at once above its rate (1 to 1000000; default 200).
+    #[arg(long, env = "EDGEREC_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Private zone: a user's most recent events that make their history (1 to 1000; default 50).
+    #[arg(long, env = "EDGEREC_HISTORY_LIMIT", value_name = "N")]
+    pub history_limit: Option<usize>,
+    /// Private zone: per route, an edge that serves it (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub placement: std::collections::BTreeMap<String, Placement>,
+    /// The directory of the `--config` file (set by [`Settings::read`]).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Where a route runs: on an edge host, and here when the edge is late.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// The edge's base URL (`http://host:port`); the route's path is appended.
+    pub edge: String,
+    /// How long to wait for the edge before answering locally (10 to 60000 ms).
+    pub deadline_ms: u64,
 }
 
 impl Settings {
@@ -86,11 +134,15 @@ impl Settings {
         let mut settings: Self = toml::from_str(&text).with_context(|| format!("--config {}", path.display()))?;
         // Paths in the file are relative to the file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in [&mut settings.cache_dir, &mut settings.kv_dir].into_iter().flatten() {
+        for dir in [&mut settings.cache_dir, &mut settings.kv_dir, &mut settings.key_file, &mut settings.tokens_file]
+            .into_iter()
+            .flatten()
+        {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
         }
+        settings.config_dir = Some(base.to_path_buf());
         Ok(settings)
     }
 
@@ -105,7 +157,70 @@ impl Settings {
             cache_dir: self.cache_dir.or(lower.cache_dir),
             preinit: self.preinit.or(lower.preinit),
             kv_dir: self.kv_dir.or(lower.kv_dir),
+            store: self.store.or(lower.store),
+            key_file: self.key_file.or(lower.key_file),
+            tokens_file: self.tokens_file.or(lower.tokens_file),
+            rate_limit_per_second: self.rate_limit_per_second.or(lower.rate_limit_per_second),
+            rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
+            history_limit: self.history_limit.or(lower.history_limit),
+            placement: if self.placement.is_empty() { lower.placement } else { self.placement },
+            config_dir: self.config_dir.or(lower.config_dir),
         }
+    }
+}
+
+/// The private zone's settings, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivateConfig {
+    /// The user store.
+    pub store: crate::users::StoreUrl,
+    /// The key file, when the key does not come from `EDGEREC_DATA_KEY`.
+    pub key_file: Option<PathBuf>,
+    /// The tokens file.
+    pub tokens_file: PathBuf,
+    /// Requests per second per token.
+    pub rate_per_second: u32,
+    /// Burst per token.
+    pub rate_burst: u32,
+    /// Most recent events that make a user's history.
+    pub history_limit: usize,
+    /// Routes served by an edge, by route path.
+    pub placement: std::collections::BTreeMap<String, Placement>,
+}
+
+impl PrivateConfig {
+    /// Validates the private-zone part of `settings`; defaults live in
+    /// `.edgerec/` beside the config file, or beside the manifest without one.
+    pub fn new(settings: &Settings, manifest: &Path) -> Result<Self> {
+        let app_dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let state_dir = settings.config_dir.as_deref().unwrap_or(app_dir).join(".edgerec");
+        let store = match &settings.store {
+            Some(url) => crate::users::StoreUrl::parse(url, settings.config_dir.as_deref().unwrap_or(app_dir))
+                .context("store")?,
+            None => crate::users::StoreUrl::Sqlite(state_dir.join("users.sqlite")),
+        };
+        for (route, placement) in &settings.placement {
+            if !route.starts_with("/api/") {
+                bail!("placement.\"{route}\": only function routes (/api/...) can be placed on an edge");
+            }
+            let uri: http::Uri = placement
+                .edge
+                .parse()
+                .with_context(|| format!("placement.\"{route}\".edge `{}` is not a URL", placement.edge))?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                bail!("placement.\"{route}\".edge `{}` must be http://host:port", placement.edge);
+            }
+            in_range(&format!("placement.\"{route}\".deadline_ms"), Some(placement.deadline_ms), 10, 60_000, 0)?;
+        }
+        Ok(Self {
+            store,
+            key_file: settings.key_file.clone(),
+            tokens_file: settings.tokens_file.clone().unwrap_or_else(|| state_dir.join("tokens.json")),
+            rate_per_second: in_range("rate_limit_per_second", settings.rate_limit_per_second, 1, 1_000_000, 100)?,
+            rate_burst: in_range("rate_limit_burst", settings.rate_limit_burst, 1, 1_000_000, 200)?,
+            history_limit: in_range("history_limit", settings.history_limit, 1, 1000, 50)?,
+            placement: settings.placement.clone(),
+        })
     }
 }
 
@@ -149,6 +264,8 @@ pub struct HostConfig {
     pub preinit: bool,
     /// Where the key-value stores live.
     pub kv_dir: PathBuf,
+    /// The private zone's settings (zone `private` only).
+    pub private: Option<PrivateConfig>,
 }
 
 impl HostConfig {
@@ -167,8 +284,26 @@ impl HostConfig {
             );
         }
         let app_dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let zone = settings.zone.unwrap_or_default();
+        let private = match zone {
+            Zone::Private => Some(PrivateConfig::new(&settings, manifest)?),
+            Zone::Edge => {
+                let private_only = [
+                    ("store", settings.store.is_some()),
+                    ("key_file", settings.key_file.is_some()),
+                    ("tokens_file", settings.tokens_file.is_some()),
+                    ("placement", !settings.placement.is_empty()),
+                ];
+                if let Some((key, _)) = private_only.iter().find(|(_, set)| *set) {
+                    bail!(
+                        "{key} is a private-zone setting, and this host is an edge; set zone = \"private\" or remove it"
+                    );
+                }
+                None
+            }
+        };
         Ok(Self {
-            zone: settings.zone.unwrap_or_default(),
+            zone,
             cors_origin: settings.cors_origin,
             limits: Limits {
                 memory_bytes: memory_mib << 20,
@@ -178,6 +313,7 @@ impl HostConfig {
             cache_dir: settings.cache_dir.unwrap_or_else(default_cache_dir),
             preinit: settings.preinit.unwrap_or(true),
             kv_dir: settings.kv_dir.unwrap_or_else(|| app_dir.join(".edgerec").join("kv")),
+            private,
         })
     }
 

@@ -12,6 +12,9 @@
 //! | [`function`] | loading one component: verify, compile or take from the cache, pre-initialize, pre-instantiate |
 //! | [`registry`] | the served functions behind an atomic swap; reload while serving |
 //! | [`server`] | HTTP/1.1 → a fresh instance per request; errors as JSON in one place |
+//! | [`private`] | the private zone: its routes, tokens and scopes, `user_id` → history, placement on an edge |
+//! | [`users`] | the user store: pseudonyms and sealed events on SQLite or PostgreSQL |
+//! | [`metrics`] | Prometheus metrics of requests, models and feedback |
 //!
 //! How a request flows: [`server::Server::handle`] takes the registry's
 //! current app, finds the route's [`function::Function`], asks every
@@ -27,7 +30,10 @@ pub mod capability;
 pub mod config;
 pub mod function;
 pub mod manifest;
+pub mod metrics;
 pub mod preinit;
+pub mod private;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod users;

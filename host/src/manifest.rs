@@ -159,6 +159,17 @@ pub struct Route {
     pub component: String,
 }
 
+impl Route {
+    /// The route as `spin.toml` writes it (`/api/recommend`, `/static/...`):
+    /// what logs and metrics call it.
+    pub fn label(&self) -> String {
+        match &self.pattern {
+            RoutePattern::Exact(p) => p.clone(),
+            RoutePattern::Wildcard(p) => format!("{p}/..."),
+        }
+    }
+}
+
 /// A component ready to load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Component {

@@ -13,20 +13,22 @@
 //!
 //! `SIGHUP` reloads the app ([`crate::registry::Registry::reload`]).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
-use edgerec_core::api::ApiError;
+use edgerec_core::api::{ApiError, ModelRef};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -34,6 +36,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::capability::Purpose;
 use crate::config::HostConfig;
 use crate::function::Function;
+use crate::metrics::Metrics;
+use crate::private::{Answer, PrivateRoute, PrivateZone, read_body};
 use crate::registry::{Registry, Reload};
 use crate::runtime::Runtime;
 
@@ -41,7 +45,15 @@ use crate::runtime::Runtime;
 pub struct Server {
     registry: Registry,
     cors_origin: http::HeaderValue,
+    metrics: Metrics,
+    /// The private zone's routes and user store (zone `private` only).
+    private: Option<PrivateZone>,
+    next_request: AtomicU64,
 }
+
+/// The body of a request on its way to a function: as it arrived, or
+/// rewritten by the private zone.
+type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
 /// Why a request failed inside the host.
 #[derive(Debug)]
@@ -59,9 +71,38 @@ impl Server {
     pub fn new(manifest: &Path, config: HostConfig) -> Result<Self> {
         let origin = config.cors_origin.as_deref().unwrap_or("*");
         let cors_origin = http::HeaderValue::from_str(origin)?;
+        let metrics = Metrics::new(config.zone.as_str());
+        let private = config.private.as_ref().map(PrivateZone::open).transpose()?;
         let runtime = Arc::new(Runtime::new(config)?);
         let registry = Registry::load(runtime, manifest)?;
-        Ok(Self { registry, cors_origin })
+        let server = Self { registry, cors_origin, metrics, private, next_request: AtomicU64::new(1) };
+        server.publish_models();
+        Ok(server)
+    }
+
+    /// The private zone, on a private host.
+    pub fn private(&self) -> Option<&PrivateZone> {
+        self.private.as_ref()
+    }
+
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Sets `edgerec_model_info` from the functions the registry serves.
+    fn publish_models(&self) {
+        let app = self.registry.current();
+        self.metrics
+            .set_models(app.functions.iter().flat_map(|(id, f)| f.models.iter().map(move |m| (id.as_str(), m))));
+    }
+
+    fn served_models(&self) -> Vec<ModelRef> {
+        let app = self.registry.current();
+        let mut models: Vec<ModelRef> = app.functions.values().flat_map(|f| f.models.iter().cloned()).collect();
+        models.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        models.dedup();
+        models
     }
 
     /// The registry of served functions.
@@ -71,7 +112,9 @@ impl Server {
 
     /// Re-reads the manifest and swaps in what changed, while serving.
     pub fn reload(&self) -> Result<Reload> {
-        self.registry.reload()
+        let reload = self.registry.reload();
+        self.publish_models();
+        reload
     }
 
     /// The application's routes, for the start-up banner.
@@ -146,24 +189,100 @@ impl Server {
         }
     }
 
-    /// Routes one request to its function and turns every failure into a
-    /// JSON error response.
+    /// Serves one request: gives it an id (`x-request-id`, logged on every
+    /// line about it), routes it, and counts it in the metrics.
     pub async fn handle(&self, req: hyper::Request<Incoming>) -> hyper::Response<HyperOutgoingBody> {
         let arrived = Instant::now();
+        let id = request_id(req.headers(), &self.next_request);
+        let span = tracing::info_span!("request", id = %id);
+        let (route, mut resp) = self.route(req, arrived).instrument(span.clone()).await;
+        let status = resp.status().as_u16();
+        let elapsed = arrived.elapsed();
+        self.metrics.request(&route, status, elapsed);
+        span.in_scope(|| {
+            let route = route.as_ref();
+            if status >= 500 {
+                tracing::warn!(route, status, ms = elapsed.as_secs_f64() * 1e3, "answered");
+            } else {
+                tracing::debug!(route, status, ms = elapsed.as_secs_f64() * 1e3, "answered");
+            }
+        });
+        if let Ok(value) = http::HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", value);
+        }
+        resp
+    }
+
+    /// Routes one request: a private route to the private zone, a function
+    /// route to its function (through the private zone's `user_id` lookup
+    /// and placement on a private host). Returns the route's label for the
+    /// metrics (a pattern, never a raw path) and the response.
+    async fn route(
+        &self,
+        req: hyper::Request<Incoming>,
+        arrived: Instant,
+    ) -> (Cow<'static, str>, hyper::Response<HyperOutgoingBody>) {
         let path = req.uri().path().to_string();
-        let method = req.method().clone();
+        if let Some(private) = &self.private
+            && let Some((route, label)) = PrivateRoute::at(&path)
+        {
+            if req.method() == http::Method::OPTIONS {
+                return (label.into(), self.preflight());
+            }
+            let (parts, body) = req.into_parts();
+            let body = match read_body(body).await {
+                Ok(body) => body,
+                Err(answer) => return (label.into(), self.answer(answer)),
+            };
+            let models = self.served_models();
+            let answer = private.serve(route, &parts.method, &parts.headers, body, &self.metrics, &models).await;
+            return (label.into(), self.answer(answer));
+        }
         let app = self.registry.current();
         let Some((route, function)) = app.route(&path) else {
-            return self.error_response(&ApiError::not_found(&path));
+            return ("unmatched".into(), self.error_response(&ApiError::not_found(&path)));
         };
+        let label: Cow<'static, str> = route.label().into();
         let component = route.component.clone();
         let Some(function) = function.cloned() else {
             let message = format!("component `{component}` is not loaded; see the server log");
-            return self.error_response(&ApiError::unavailable(message));
+            return (label, self.error_response(&ApiError::unavailable(message)));
         };
         drop(app);
+        let method = req.method().clone();
+        let req = match &self.private {
+            // A private host looks `user_id` up; a POST may be placed on an edge.
+            Some(private) if method == http::Method::POST => {
+                let (parts, body) = req.into_parts();
+                let body = match read_body(body).await {
+                    Ok(body) => body,
+                    Err(answer) => return (label, self.answer(answer)),
+                };
+                let body = match private.personalize(&parts.headers, body).await {
+                    Ok(body) => body,
+                    Err(answer) => return (label, self.answer(answer)),
+                };
+                if let Some(placement) = private.placement(&path)
+                    && let Some(resp) = private
+                        .forward(placement, &path, parts.headers.get(http::header::CONTENT_TYPE), body.clone())
+                        .await
+                {
+                    let (mut head, body) = resp.into_parts();
+                    head.headers.insert("x-edgerec-served-by", http::HeaderValue::from_static("edge"));
+                    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
+                    return (label, hyper::Response::from_parts(head, body));
+                }
+                let mut parts = parts;
+                // The function reads the body it gets, not the one sent.
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                parts.headers.remove(http::header::AUTHORIZATION);
+                let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
+                hyper::Request::from_parts(parts, body)
+            }
+            _ => req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()),
+        };
         match self.call(function, req, arrived).await {
-            Ok(resp) => resp,
+            Ok(resp) => (label, resp),
             Err(failure) => {
                 let limits = self.registry.runtime().config().limits;
                 let (err, detail) = match failure {
@@ -189,7 +308,7 @@ impl Server {
                     Failure::Guest(e) | Failure::Host(e) => (ApiError::internal(), format!("{e:#}")),
                 };
                 tracing::error!("{method} {path} -> {} ({component}): {detail}", err.status);
-                self.error_response(&err)
+                (label, self.error_response(&err))
             }
         }
     }
@@ -197,7 +316,7 @@ impl Server {
     async fn call(
         &self,
         function: Arc<Function>,
-        req: hyper::Request<Incoming>,
+        req: hyper::Request<RequestBody>,
         arrived: Instant,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let runtime = self.registry.runtime();
@@ -296,6 +415,35 @@ impl Server {
         }
     }
 
+    /// A private-zone answer, with CORS.
+    fn answer(&self, answer: Answer) -> hyper::Response<HyperOutgoingBody> {
+        let body = Full::new(Bytes::from(answer.body)).map_err(|never| match never {}).boxed_unsync();
+        let mut resp = hyper::Response::new(body);
+        *resp.status_mut() =
+            hyper::StatusCode::from_u16(answer.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = resp.headers_mut();
+        headers.insert("content-type", http::HeaderValue::from_static(answer.content_type));
+        headers.insert("access-control-allow-origin", self.cors_origin.clone());
+        if let Some(seconds) = answer.retry_after {
+            headers.insert("retry-after", http::HeaderValue::from(seconds));
+        }
+        resp
+    }
+
+    /// The CORS preflight of a private route: bearer tokens need the
+    /// `authorization` header allowed.
+    fn preflight(&self) -> hyper::Response<HyperOutgoingBody> {
+        let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+        let mut resp = hyper::Response::new(body);
+        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+        let headers = resp.headers_mut();
+        headers.insert("access-control-allow-origin", self.cors_origin.clone());
+        headers.insert("access-control-allow-methods", http::HeaderValue::from_static("GET, POST, DELETE, OPTIONS"));
+        headers.insert("access-control-allow-headers", http::HeaderValue::from_static("authorization, content-type"));
+        headers.insert("access-control-max-age", http::HeaderValue::from_static("86400"));
+        resp
+    }
+
     /// A host-generated JSON error (no route, trap, deadline), with CORS so
     /// browsers can read it.
     fn error_response(&self, err: &ApiError) -> hyper::Response<HyperOutgoingBody> {
@@ -338,6 +486,19 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for RunsToCompleti
             });
         }
     }
+}
+
+/// The request's id: the caller's `x-request-id` when it is short and
+/// printable (to follow a request across hosts), else a new one.
+fn request_id(headers: &http::HeaderMap, next: &AtomicU64) -> String {
+    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+        && !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return id.to_string();
+    }
+    format!("{:x}-{}", std::process::id(), next.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Drops an instance's store on a task of its own, off the request's path.

@@ -71,7 +71,14 @@ impl KeyValue {
         }
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.dir.join(format!("{label}.redb"));
-        let db = Database::create(&path).with_context(|| format!("opening key-value store {}", path.display()))?;
+        let db = Database::create(&path).map_err(|e| {
+            let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
+                " (another host process has it open: give each host its own kv_dir)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("opening key-value store {}: {e}{hint}", path.display())
+        })?;
         let tx = db.begin_write()?;
         tx.open_table(TABLE)?;
         tx.commit()?;
