@@ -43,7 +43,7 @@ mod avx2 {
 
     /// All rows (`dims` a multiple of 16) against `query`.
     pub fn scan(query: &[i16], rows: &[i8], dims: usize, out: &mut Vec<i32>) {
-        assert!(available() && dims % 16 == 0 && query.len() == dims);
+        assert!(available() && dims.is_multiple_of(16) && query.len() == dims);
         out.clear();
         // SAFETY: AVX2 was detected above.
         unsafe { scan_avx2(query, rows, dims, out) }

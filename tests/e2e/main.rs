@@ -11,6 +11,7 @@ mod isolation;
 mod learn;
 mod manifest;
 mod prepare;
+mod private;
 mod recommend;
 mod registry;
 

@@ -209,6 +209,24 @@ impl Host {
         Self::read(resp)
     }
 
+    /// Any request, with a bearer token and a JSON body if given.
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+        self.try_send(method, path, token, body).expect("request completes")
+    }
+
+    /// [`Host::send`], or `None` when the connection fails.
+    pub fn try_send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Option<Reply> {
+        let mut req = ureq::http::Request::builder().method(method).uri(self.url(path));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.unwrap_or_default().to_string()).expect("request builds");
+        Some(Self::read(Self::agent().run(req).ok()?))
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Reply {
         Self::read(Self::agent().get(&self.url(path)).call().expect("request completes"))
