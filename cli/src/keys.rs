@@ -103,7 +103,7 @@ pub fn run(args: Args) -> Result<()> {
                     target.display()
                 );
             } else {
-                eprintln!("restart the private hosts (or they refuse writes until they read the new key)");
+                eprintln!("running private hosts read the new key from their key_file at their next store access");
             }
         }
     }

@@ -318,12 +318,11 @@ fn key_rotation_keeps_every_event_and_the_old_key_no_longer_opens_the_store() {
     require!(edgerec_bin(), component("recommend"), demo_bundle());
     let app = App::new(false, "");
     let token = app.token(&[Scope::FeedbackWrite, Scope::UsersRead]);
-    {
-        let host = app.start();
-        for u in 0..5 {
-            let body = purchases(&format!("rot-{u}"), &popular(8));
-            assert_eq!(host.send("POST", "/api/feedback", Some(&token), Some(&body)).status, 200);
-        }
+    // This host keeps running through the rotation.
+    let running = app.start();
+    for u in 0..5 {
+        let body = purchases(&format!("rot-{u}"), &popular(8));
+        assert_eq!(running.send("POST", "/api/feedback", Some(&token), Some(&body)).status, 200);
     }
     let old = std::fs::read_to_string(app.path("state/data.key")).unwrap();
     let out = Command::new(edgerec_bin())
@@ -347,6 +346,12 @@ fn key_rotation_keeps_every_event_and_the_old_key_no_longer_opens_the_store() {
     let host = app.start();
     let history = host.send("GET", "/api/users/rot-3/history", Some(&token), None).json();
     assert_eq!(history["events"].as_array().unwrap().len(), 8);
+    // The host that ran through it moves to the new key from its key file.
+    let more = purchases("rot-0", &popular(9)[8..]);
+    let reply = running.send("POST", "/api/feedback", Some(&token), Some(&more));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let history = running.send("GET", "/api/users/rot-0/history", Some(&token), None).json();
+    assert_eq!(history["events"].as_array().unwrap().len(), 9);
 }
 
 /// Streams feedback from 4 clients at a private host in its own process,

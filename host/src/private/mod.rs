@@ -132,7 +132,9 @@ fn percent_decode(segment: &str) -> String {
 
 /// The private zone of a host.
 pub struct PrivateZone {
-    users: Arc<Users>,
+    /// Swapped when another host (or `edgerec keys rotate`) moved the
+    /// store to a new key and the key file now holds it.
+    users: arc_swap::ArcSwap<Users>,
     tokens: Tokens,
     limiter: Limiter,
     config: PrivateConfig,
@@ -157,12 +159,56 @@ impl PrivateZone {
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
         tracing::info!("private zone: user store {}, {} tokens", users.describe(), tokens.len());
-        Ok(Self { users: Arc::new(users), tokens, limiter: RateLimiter::keyed(quota), config: config.clone(), client })
+        Ok(Self {
+            users: arc_swap::ArcSwap::from_pointee(users),
+            tokens,
+            limiter: RateLimiter::keyed(quota),
+            config: config.clone(),
+            client,
+        })
     }
 
     /// The user store.
-    pub fn users(&self) -> &Arc<Users> {
-        &self.users
+    pub fn users(&self) -> Arc<Users> {
+        self.users.load_full()
+    }
+
+    /// Runs `op` on the user store off the async threads. When it fails,
+    /// the store is opened again with the configured key once: after a
+    /// `keys rotate` the key file holds the new key, and this host moves to
+    /// it without a restart (a request that failed on the old key is
+    /// retried on the new one, never acknowledged half-done).
+    async fn with_store<T: Send + 'static>(
+        &self,
+        op: impl Fn(&Users) -> Result<T> + Send + Sync + 'static,
+    ) -> Result<T, Answer> {
+        let op = Arc::new(op);
+        let users = self.users.load_full();
+        let first = {
+            let op = op.clone();
+            tokio::task::spawn_blocking(move || op(&users)).await
+        };
+        let err = match first {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e,
+            Err(e) => return Err(store_failure(e.into())),
+        };
+        let config = self.config.clone();
+        let current = self.users.load().key_check();
+        let reopened = tokio::task::spawn_blocking(move || open_store(&config)).await;
+        match reopened {
+            Ok(Ok(users)) if users.key_check() != current => {
+                tracing::warn!("the user store's data key changed; using the new key from now on");
+                let users = Arc::new(users);
+                self.users.store(users.clone());
+                match tokio::task::spawn_blocking(move || op(&users)).await {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(e)) => Err(store_failure(e)),
+                    Err(e) => Err(store_failure(e.into())),
+                }
+            }
+            _ => Err(store_failure(err)),
+        }
     }
 
     /// Checks the request's token for `scope` and its rate.
@@ -226,7 +272,6 @@ impl PrivateZone {
         if let Err(answer) = self.authorize(headers, scope) {
             return answer;
         }
-        let users = self.users.clone();
         match route {
             PrivateRoute::Metrics => Answer {
                 status: 200,
@@ -241,17 +286,16 @@ impl PrivateZone {
                 };
                 let stored = {
                     let events = events.clone();
-                    tokio::task::spawn_blocking(move || users.record(&events)).await
+                    self.with_store(move |users| users.record(&events)).await
                 };
                 match stored {
-                    Ok(Ok(recorded)) => {
+                    Ok(recorded) => {
                         for (event, _) in events.iter().zip(&recorded.added).filter(|(_, added)| **added) {
                             metrics.feedback(event.kind, event.model.as_ref(), |m| served_models.contains(m));
                         }
                         Answer::json(&FeedbackResponse { accepted: recorded.accepted, duplicates: recorded.duplicates })
                     }
-                    Ok(Err(e)) => store_failure(e),
-                    Err(e) => store_failure(e.into()),
+                    Err(answer) => answer,
                 }
             }
             PrivateRoute::History(user_id) => {
@@ -260,20 +304,18 @@ impl PrivateZone {
                 }
                 let limit = self.config.history_limit;
                 let uid = user_id.clone();
-                match tokio::task::spawn_blocking(move || users.recent(&uid, limit)).await {
-                    Ok(Ok(events)) => Answer::json(&HistoryResponse { user_id, events }),
-                    Ok(Err(e)) => store_failure(e),
-                    Err(e) => store_failure(e.into()),
+                match self.with_store(move |users| users.recent(&uid, limit)).await {
+                    Ok(events) => Answer::json(&HistoryResponse { user_id, events }),
+                    Err(answer) => answer,
                 }
             }
             PrivateRoute::Erase(user_id) => {
                 if let Err(err) = check_id("user_id", &user_id) {
                     return err.into();
                 }
-                match tokio::task::spawn_blocking(move || users.erase(&user_id)).await {
-                    Ok(Ok(erased)) => Answer::json(&EraseResponse { erased }),
-                    Ok(Err(e)) => store_failure(e),
-                    Err(e) => store_failure(e.into()),
+                match self.with_store(move |users| users.erase(&user_id)).await {
+                    Ok(erased) => Answer::json(&EraseResponse { erased }),
+                    Err(answer) => answer,
                 }
             }
         }
@@ -299,13 +341,8 @@ impl PrivateZone {
         };
         check_id("user_id", &user_id).map_err(Answer::from)?;
         self.authorize(headers, Scope::UsersPersonalize)?;
-        let users = self.users.clone();
         let limit = self.config.history_limit;
-        let stored = match tokio::task::spawn_blocking(move || users.history(&user_id, limit)).await {
-            Ok(Ok(items)) => items,
-            Ok(Err(e)) => return Err(store_failure(e)),
-            Err(e) => return Err(store_failure(e.into())),
-        };
+        let stored = self.with_store(move |users| users.history(&user_id, limit)).await?;
         let mut history: Vec<serde_json::Value> = stored.into_iter().map(serde_json::Value::String).collect();
         match object.remove("history") {
             None | Some(serde_json::Value::Null) => {}

@@ -141,6 +141,11 @@ impl Users {
         Ok(Self { backend, key })
     }
 
+    /// The fingerprint of the key this store is opened with.
+    pub fn key_check(&self) -> [u8; 16] {
+        self.key.check()
+    }
+
     /// Where the store is.
     pub fn describe(&self) -> String {
         self.backend.describe()
