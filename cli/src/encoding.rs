@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::EncoderInfo;
 use edgerec_core::data::CatalogItem;
-use edgerec_core::encoder::Encoder;
+use edgerec_core::encoder::{Device, TextEncoder, encode_bucketed, load_native};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::Digest;
 
@@ -15,7 +15,7 @@ use sha2::Digest;
 #[derive(clap::Args)]
 pub struct EncoderArgs {
     /// Encoder name (under --encoders) or directory.
-    #[arg(long, default_value = "paraphrase-MiniLM-L3-v2")]
+    #[arg(long, default_value = "all-MiniLM-L6-v2")]
     pub model: String,
     /// Where encoders live.
     #[arg(long, env = "EDGEREC_ENCODERS", default_value = "models/encoders")]
@@ -32,6 +32,11 @@ impl EncoderArgs {
 /// Pretrained text embeddings of `texts`, cached in
 /// `CACHE/embeddings/<name>.<encoder>.f32` (keyed by the encoder's and the
 /// texts' sha256, so changed texts or a changed model re-encode).
+///
+/// Encodes with the fastest engine this machine has for the encoder
+/// ([`edgerec_core::encoder::load_native`]: the GPU where there is one), in
+/// batches of texts of similar length: sorted by length, a batch pads to its
+/// own longest text, not the catalog's.
 pub fn text_embeddings(
     cache_dir: &Path,
     name: &str,
@@ -45,7 +50,7 @@ pub fn text_embeddings(
         hasher.update(text.as_bytes());
         hasher.update([0u8]);
     }
-    let key = format!("{}-{}", config.onnx_sha256, hex::encode(hasher.finalize()));
+    let key = format!("{}-{}", config.weights_sha256, hex::encode(hasher.finalize()));
     let dir = cache_dir.join("embeddings");
     let cache = dir.join(format!("{name}.{}.f32", config.name));
     let key_file = dir.join(format!("{name}.{}.key", config.name));
@@ -57,23 +62,13 @@ pub fn text_embeddings(
         return Ok((values, config.info()));
     }
     let started = Instant::now();
-    let encoder = Encoder::load(encoder_dir)?;
-    let bar = ProgressBar::new(texts.len() as u64).with_style(
-        ProgressStyle::with_template("encoding {bar:40} {pos}/{len} texts  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut values = Vec::with_capacity(texts.len() * config.dims);
-    for chunk in texts.chunks(batch_size.max(1)) {
-        for embedding in encoder.encode_batch(chunk)? {
-            values.extend(embedding);
-        }
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
+    let encoder = load_native(encoder_dir, Device::Auto)?;
+    let values = encode_with_progress(encoder.as_ref(), texts, batch_size, &format!("encoding {name}"))?;
     println!(
-        "encoded {} {name} with {} in {:.1?} ({:.0}/s)",
+        "encoded {} {name} with {} on {} in {:.1?} ({:.0}/s)",
         texts.len(),
         config.name,
+        encoder.engine(),
         started.elapsed(),
         texts.len() as f64 / started.elapsed().as_secs_f64()
     );
@@ -82,6 +77,17 @@ pub fn text_embeddings(
     std::fs::write(&cache, bytes).with_context(|| format!("writing {}", cache.display()))?;
     std::fs::write(&key_file, key).with_context(|| format!("writing {}", key_file.display()))?;
     Ok((values, encoder.info()))
+}
+
+/// [`encode_bucketed`] with a progress bar; the vectors flattened.
+fn encode_with_progress(encoder: &dyn TextEncoder, texts: &[&str], batch_size: usize, label: &str) -> Result<Vec<f32>> {
+    let bar = ProgressBar::new(texts.len() as u64).with_style(
+        ProgressStyle::with_template(&format!("{label} {{bar:40}} {{pos}}/{{len}} texts  {{per_sec}}  eta {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let vectors = encode_bucketed(encoder, texts, batch_size, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    Ok(vectors.into_iter().flatten().collect())
 }
 
 pub fn catalog_texts(catalog: &[CatalogItem]) -> Vec<&str> {

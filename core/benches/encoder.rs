@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edgerec_core::encoder::Encoder;
+use edgerec_core::encoder::{TextEncoder, TractEncoder};
 
 const QUERY: &str = "set of four red retrospot ceramic tea cups with matching saucers";
 const TITLES: [&str; 8] = [
@@ -38,7 +38,7 @@ fn main() {
         }
         let size = std::fs::metadata(dir.join("model.onnx")).map(|m| m.len()).unwrap_or(0);
         let started = Instant::now();
-        let encoder = Encoder::load(&dir).expect("encoder loads");
+        let encoder = TractEncoder::load(&dir).expect("encoder loads");
         let load = started.elapsed();
         for _ in 0..3 {
             encoder.encode(QUERY).unwrap();

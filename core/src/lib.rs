@@ -8,7 +8,8 @@
 //! | module | feature | used by |
 //! |---|---|---|
 //! | [`api`], [`bundle`], [`codec`] (binary files), [`index`], [`score`], [`recommend`], [`search`], [`ads`], [`coldstart`] | always | functions, host |
-//! | [`encoder`] (tract + tokenizers) | `encoder` | host (`edgerec index`), request-time encoding |
+//! | [`encoder`] (tokenizers; tract for ONNX) | `encoder` | functions (in-component encoding) |
+//! | `encoder::bert` (candle BERT on safetensors), `encoder::load_native` | `native-encoders` | host (`fermyon:spin/llm`), offline commands |
 //! | [`tower`] (user/item towers at serving time) | always | functions, evaluation |
 //! | [`data`] (ingest, splits), [`eval`] (metrics, baselines) | `data` | host (`edgerec prepare/split/eval`) |
 //! | [`train`] (candle two-tower fine-tuning), [`report`] (HTML) | `train` | host (`edgerec train/eval`) |

@@ -49,6 +49,7 @@ impl Zone {
 /// cache_dir = "/var/cache/edgerec"
 /// preinit = true
 /// kv_dir = "/var/lib/edgerec/kv"
+/// ai_models_dir = "/var/lib/edgerec/ai-models"  # <dir>/<model>/, as Spin's .spin/ai-models
 ///
 /// # The private zone (see `examples/private.toml`)
 /// store = "sqlite:state/users.sqlite"   # or postgres://user@host/db
@@ -89,6 +90,9 @@ pub struct Settings {
     /// Where key-value stores live (default .edgerec/kv beside the manifest).
     #[arg(long, env = "EDGEREC_KV_DIR", value_name = "DIR")]
     pub kv_dir: Option<PathBuf>,
+    /// Where the models of `ai_models` live, one directory per model name (default .spin/ai-models beside the manifest, where `spin up` reads them).
+    #[arg(long, env = "EDGEREC_AI_MODELS_DIR", value_name = "DIR")]
+    pub ai_models_dir: Option<PathBuf>,
     /// Private zone: the user store, sqlite:PATH or postgres://... (default sqlite:.edgerec/users.sqlite beside the config file, else the manifest).
     #[arg(long, env = "EDGEREC_STORE", value_name = "URL")]
     pub store: Option<String>,
@@ -134,9 +138,15 @@ impl Settings {
         let mut settings: Self = toml::from_str(&text).with_context(|| format!("--config {}", path.display()))?;
         // Paths in the file are relative to the file.
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in [&mut settings.cache_dir, &mut settings.kv_dir, &mut settings.key_file, &mut settings.tokens_file]
-            .into_iter()
-            .flatten()
+        for dir in [
+            &mut settings.cache_dir,
+            &mut settings.kv_dir,
+            &mut settings.ai_models_dir,
+            &mut settings.key_file,
+            &mut settings.tokens_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -157,6 +167,7 @@ impl Settings {
             cache_dir: self.cache_dir.or(lower.cache_dir),
             preinit: self.preinit.or(lower.preinit),
             kv_dir: self.kv_dir.or(lower.kv_dir),
+            ai_models_dir: self.ai_models_dir.or(lower.ai_models_dir),
             store: self.store.or(lower.store),
             key_file: self.key_file.or(lower.key_file),
             tokens_file: self.tokens_file.or(lower.tokens_file),
@@ -264,6 +275,8 @@ pub struct HostConfig {
     pub preinit: bool,
     /// Where the key-value stores live.
     pub kv_dir: PathBuf,
+    /// Where the models of `ai_models` live (`<dir>/<model>/encoder.json`).
+    pub ai_models_dir: PathBuf,
     /// The private zone's settings (zone `private` only).
     pub private: Option<PrivateConfig>,
 }
@@ -313,6 +326,7 @@ impl HostConfig {
             cache_dir: settings.cache_dir.unwrap_or_else(default_cache_dir),
             preinit: settings.preinit.unwrap_or(true),
             kv_dir: settings.kv_dir.unwrap_or_else(|| app_dir.join(".edgerec").join("kv")),
+            ai_models_dir: settings.ai_models_dir.unwrap_or_else(|| app_dir.join(".spin").join("ai-models")),
             private,
         })
     }

@@ -40,7 +40,8 @@ pub struct Function {
 
 /// A sha256 over everything a loaded function depends on: the component's
 /// bytes, every file it mounts (by path and digest), its environment as the
-/// host will set it, its key-value grants and whether it is pre-initialized.
+/// host will set it, its variables, its key-value and model grants and
+/// whether it is pre-initialized.
 /// File digests come from the cache's memory of them, so this costs a few
 /// `stat`s when nothing changed.
 pub fn fingerprint(runtime: &Runtime, component: &manifest::Component) -> Result<String> {
@@ -60,6 +61,15 @@ pub fn fingerprint(runtime: &Runtime, component: &manifest::Component) -> Result
     }
     for label in &component.key_value_stores {
         hasher.update(format!("kv:{label}\0").as_bytes());
+    }
+    // `preinit` may read variables (the functions' `encoder`), so the
+    // snapshot depends on their values; a model's name stands for its
+    // weights, which the host checks by sha256 when it loads them.
+    for (name, value) in &component.variables {
+        hasher.update(format!("var:{name}={value}\0").as_bytes());
+    }
+    for model in &component.ai_models {
+        hasher.update(format!("ai:{model}\0").as_bytes());
     }
     Ok(hex::encode(hasher.finalize()))
 }

@@ -22,7 +22,7 @@ pub struct RawManifest {
     pub application: RawApplication,
     /// `[variables]`: application variables with defaults.
     #[serde(default)]
-    pub variables: BTreeMap<String, toml::Value>,
+    pub variables: BTreeMap<String, RawVariable>,
     /// `[[trigger.http]]` and friends.
     #[serde(default)]
     pub trigger: BTreeMap<String, Vec<RawHttpTrigger>>,
@@ -47,6 +47,20 @@ pub struct RawApplication {
     /// Trigger-wide settings, e.g. `[application.trigger.http] base = "/"`.
     #[serde(default)]
     pub trigger: BTreeMap<String, toml::Table>,
+}
+
+/// One application variable: `encoder = { default = "llm" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariable {
+    /// Its value unless the environment sets one.
+    pub default: Option<String>,
+    /// Whether a value must be given (then there is no default).
+    #[serde(default)]
+    pub required: bool,
+    /// Whether the value is a secret (never logged).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// One `[[trigger.http]]`.
@@ -183,6 +197,10 @@ pub struct Component {
     pub environment: BTreeMap<String, String>,
     /// Key-value store labels the component may open.
     pub key_value_stores: Vec<String>,
+    /// Models it may use through `fermyon:spin/llm` (Spin's `ai_models`).
+    pub ai_models: Vec<String>,
+    /// Its variables, templates resolved (`fermyon:spin/variables`).
+    pub variables: BTreeMap<String, String>,
 }
 
 impl RoutePattern {
@@ -219,29 +237,48 @@ impl RoutePattern {
 }
 
 impl App {
-    /// Reads and validates `spin.toml`; relative paths resolve against its directory.
+    /// Reads and validates `spin.toml`; relative paths resolve against its
+    /// directory, and application variables take their values from the
+    /// environment (`SPIN_VARIABLE_<NAME>`, as Spin's environment provider).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let raw: RawManifest = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let base = base.canonicalize().with_context(|| format!("resolving {}", base.display()))?;
-        Self::from_raw(raw, &base).with_context(|| format!("{} is not a valid Spin manifest", path.display()))
+        let env = |name: &str| std::env::var(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())).ok();
+        Self::from_raw(raw, &base, &env).with_context(|| format!("{} is not a valid Spin manifest", path.display()))
     }
 
-    /// Validates a parsed manifest against Spin's v2 rules.
-    pub fn from_raw(raw: RawManifest, base: &Path) -> Result<Self> {
+    /// Validates a parsed manifest against Spin's v2 rules; `provided`
+    /// gives an application variable's value when something sets it.
+    pub fn from_raw(raw: RawManifest, base: &Path, provided: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         ensure!(
             raw.spin_manifest_version == 2,
             "spin_manifest_version is {}, only 2 is supported",
             raw.spin_manifest_version
         );
         ensure!(!raw.application.name.trim().is_empty(), "application.name must not be empty");
-        for name in raw.variables.keys() {
+        let mut values = BTreeMap::new();
+        for (name, variable) in &raw.variables {
             ensure!(is_snake_id(name), "variable `{name}` must be lower_snake_case");
+            ensure!(
+                !(variable.required && variable.default.is_some()),
+                "variable `{name}`: a required variable has no default; remove one of the two"
+            );
+            match provided(name).or_else(|| variable.default.clone()) {
+                Some(value) => {
+                    values.insert(name.as_str(), value);
+                }
+                None if variable.required => bail!(
+                    "variable `{name}` is required and has no value; set SPIN_VARIABLE_{}",
+                    name.to_ascii_uppercase()
+                ),
+                None => bail!("variable `{name}` needs `default = \"...\"` or `required = true`"),
+            }
         }
         let mut components = BTreeMap::new();
         for (id, c) in &raw.component {
-            components.insert(id.clone(), Self::component(id, c, base)?);
+            components.insert(id.clone(), Self::component(id, c, base, &values)?);
         }
         let mut routes: Vec<Route> = Vec::new();
         for (kind, triggers) in &raw.trigger {
@@ -273,7 +310,7 @@ impl App {
         Ok(App { name: raw.application.name, routes, components })
     }
 
-    fn component(id: &str, c: &RawComponent, base: &Path) -> Result<Component> {
+    fn component(id: &str, c: &RawComponent, base: &Path, app_variables: &BTreeMap<&str, String>) -> Result<Component> {
         ensure!(is_kebab_id(id), "component id `{id}` must be kebab-case (a-z, 0-9, `-`, starting with a letter)");
         let source = match &c.source {
             toml::Value::String(s) => base.join(s),
@@ -316,19 +353,29 @@ impl App {
                 "component `{id}`: key_value_stores label `{label}` must be letters, digits, `_` or `-`"
             );
         }
-        for (what, list) in [("sqlite_databases", &c.sqlite_databases), ("ai_models", &c.ai_models)] {
-            ensure!(list.is_empty(), "component `{id}`: {what} is not provided by this host yet");
+        ensure!(c.sqlite_databases.is_empty(), "component `{id}`: sqlite_databases is not provided by this host");
+        for model in &c.ai_models {
+            ensure!(
+                !model.is_empty()
+                    && model.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.'),
+                "component `{id}`: ai_models entry `{model}` must be a model name such as `all-minilm-l6-v2`"
+            );
         }
-        ensure!(
-            c.variables.is_empty(),
-            "component `{id}`: component variables are not provided by this host; use `environment`"
-        );
+        let mut variables = BTreeMap::new();
+        for (name, template) in &c.variables {
+            ensure!(is_snake_id(name), "component `{id}`: variable `{name}` must be lower_snake_case");
+            let value =
+                expand(template, app_variables).with_context(|| format!("component `{id}`: variable `{name}`"))?;
+            variables.insert(name.clone(), value);
+        }
         Ok(Component {
             id: id.to_string(),
             source,
             files,
             environment: c.environment.clone(),
             key_value_stores: c.key_value_stores.clone(),
+            ai_models: c.ai_models.clone(),
+            variables,
         })
     }
 
@@ -336,6 +383,25 @@ impl App {
     pub fn route(&self, path: &str) -> Option<&Route> {
         self.routes.iter().filter(|r| r.pattern.matches(path)).max_by_key(|r| r.pattern.specificity())
     }
+}
+
+/// Expands `{{ name }}` references to application variables in `template`.
+fn expand(template: &str, app_variables: &BTreeMap<&str, String>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").with_context(|| format!("`{template}`: `{{{{` without `}}}}`"))?;
+        let name = after[..end].trim();
+        let value = app_variables
+            .get(name)
+            .with_context(|| format!("`{template}` refers to `{name}`, which is not under [variables]"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn is_kebab_id(id: &str) -> bool {
@@ -355,7 +421,9 @@ mod tests {
     use super::*;
 
     fn app(toml_text: &str) -> Result<App> {
-        App::from_raw(toml::from_str(toml_text)?, Path::new("/app"))
+        App::from_raw(toml::from_str(toml_text)?, Path::new("/app"), &|name| {
+            (name == "region").then(|| "eu".to_string())
+        })
     }
 
     const GOOD: &str = r#"
@@ -393,6 +461,18 @@ source = "fallback.wasm"
     }
 
     #[test]
+    fn ai_models_and_variables_resolve_with_spin_rules() {
+        let text = GOOD.replace(
+            "[application]",
+            "[variables]\nencoder = { default = \"llm\" }\nregion = { required = true }\n[application]",
+        ) + "ai_models = [\"all-minilm-l6-v2\"]\nvariables = { encoder = \"{{ encoder }}\", url = \"https://{{region}}.example/{{ encoder }}\" }\n";
+        let c = &app(&text).unwrap().components["fallback"];
+        assert_eq!(c.ai_models, ["all-minilm-l6-v2"]);
+        assert_eq!(c.variables["encoder"], "llm", "the default");
+        assert_eq!(c.variables["url"], "https://eu.example/llm", "the provided value, and several references");
+    }
+
+    #[test]
     fn spin_rules_are_enforced_with_the_offending_value() {
         let cases = [
             (GOOD.replace("spin_manifest_version = 2", "spin_manifest_version = 1"), "only 2"),
@@ -412,6 +492,25 @@ source = "fallback.wasm"
             (
                 GOOD.replace("source = \"fallback.wasm\"", "source = \"fallback.wasm\"\nfiles = [\"static/**\"]"),
                 "static/**",
+            ),
+            (
+                GOOD.replace("source = \"fallback.wasm\"", "source = \"fallback.wasm\"\nai_models = [\"All MiniLM\"]"),
+                "`All MiniLM` must be a model name",
+            ),
+            (
+                GOOD.replace(
+                    "source = \"fallback.wasm\"",
+                    "source = \"fallback.wasm\"\nvariables = { x = \"{{ nope }}\" }",
+                ),
+                "refers to `nope`, which is not under [variables]",
+            ),
+            (
+                GOOD.replace("[application]", "[variables]\nkey = { required = true }\n[application]"),
+                "`key` is required and has no value; set SPIN_VARIABLE_KEY",
+            ),
+            (
+                GOOD.replace("[application]", "[variables]\nkey = { defualt = \"x\" }\n[application]"),
+                "unknown field `defualt`",
             ),
         ];
         for (text, expected) in cases {

@@ -109,7 +109,12 @@ fn snapshot_here(capabilities: &Capabilities, states: &ComponentStates, wasm: &[
             .get_typed_func::<(), ()>(&mut store, PREINIT_EXPORT)
             .map_err(anyhow::Error::from)
             .context("`preinit` must be `func()`")?;
-        init.call_async(&mut store, ()).await.map_err(anyhow::Error::from).context("`preinit` failed")?;
+        if let Err(e) = init.call_async(&mut store, ()).await {
+            // The component says why on stderr (a panic message); the trap
+            // itself says only where.
+            let said = store.data().files.preinit_stderr();
+            return Err(anyhow::Error::from(e).context(format!("`preinit` failed: {said}")));
+        }
         let memory = store.data().limits.peak;
         let mut state = Snapshotting { store: &mut store, instance };
         let wasm = wizer.snapshot_component(&cx, &mut state).await.map_err(|e| anyhow!("snapshot: {e:?}"))?;

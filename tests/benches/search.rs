@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
-use edgerec_core::encoder::Encoder;
+use edgerec_core::encoder::{TextEncoder, TractEncoder};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
@@ -49,8 +49,8 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
     let bm25 = Bm25::from_bytes(&read(BM25_FILE)).unwrap();
     let item_tower = ItemTower::from_bytes(&read(ITEM_TOWER_FILE)).unwrap();
     let user_tower = UserTower::from_bytes(&read(USER_TOWER_FILE)).unwrap();
-    let encoder = Encoder::load(&encoder_dir()).unwrap();
-    assert_eq!(encoder.config().onnx_sha256, manifest.encoder.sha256);
+    let encoder = TractEncoder::load(&encoder_dir()).unwrap();
+    assert_eq!(encoder.config().weights_sha256, manifest.encoder.sha256);
     let (mut total, mut encode) = (Vec::new(), Vec::new());
     for round in 0..rounds + 2 {
         for q in QUERIES {

@@ -11,7 +11,7 @@ fn demo_bundle_verifies() {
     require!(demo_bundle());
     let m = Manifest::verify(&demo_bundle()).unwrap();
     assert_eq!((m.name.as_str(), m.version.as_str()), ("online-retail", "2"));
-    assert_eq!(m.encoder.name, "paraphrase-MiniLM-L3-v2");
+    assert_eq!(m.encoder.name, "all-MiniLM-L6-v2", "the model the host serves as `all-minilm-l6-v2`");
     assert_eq!((m.encoder.dims, m.dims), (384, 128), "text embeddings projected by the trained item tower");
     for file in ["user_tower.bin", "item_tower.bin", "metrics.json"] {
         assert!(m.files.contains_key(file), "the trained bundle lists {file}");

@@ -10,6 +10,7 @@ mod functions;
 mod isolation;
 mod learn;
 mod manifest;
+mod models;
 mod prepare;
 mod private;
 mod recommend;

@@ -59,6 +59,106 @@ fn spin_toml_follows_spin_v2_rules() {
             "{id}: only edgerec settings in the environment"
         );
     }
+    // Text is encoded by the host's all-MiniLM-L6-v2 unless `encoder` says
+    // otherwise; the functions that encode may use that model and no other.
+    let encoder = &raw.variables["encoder"];
+    assert_eq!((encoder.default.as_deref(), encoder.required), (Some("llm"), false));
+    if std::env::var_os("SPIN_VARIABLE_ENCODER").is_none() {
+        for id in ["search", "ad-score", "cold-start"] {
+            let c = &app.components[id];
+            assert_eq!(c.ai_models, ["all-minilm-l6-v2"], "{id}");
+            assert_eq!(c.variables["encoder"], "llm", "{id}");
+            assert!(c.files.iter().all(|(_, guest)| guest != "/encoder"), "{id}: no encoder in the component");
+        }
+        assert!(app.components["recommend"].ai_models.is_empty(), "recommend encodes nothing");
+    }
+    // The variant for edges with no AI interface.
+    let tract = App::load(&repo().join("examples/spin-tract.toml")).expect("examples/spin-tract.toml validates");
+    for id in ["search", "cold-start"] {
+        let c = &tract.components[id];
+        assert_eq!((c.variables["encoder"].as_str(), c.ai_models.len()), ("tract", 0), "{id}");
+        assert!(c.files.iter().any(|(_, guest)| guest == "/encoder"), "{id} mounts its encoder");
+    }
+}
+
+/// The app `spin deploy` uploads (components and the files they mount)
+/// fits a Spin edge app (about 50 MiB), and each function's memory after
+/// loading its model stays under the edge's 128 MiB.
+#[test]
+fn the_edge_app_fits_the_edge() {
+    use edgerec_host::config::{HostConfig, Settings};
+    use edgerec_host::runtime::Runtime;
+    let path = repo().join("spin.toml");
+    let app = App::load(&path).expect("spin.toml validates");
+    let mut total = 0u64;
+    let mut counted = std::collections::BTreeSet::new();
+    for c in app.components.values() {
+        require!(c.source.clone());
+        total += std::fs::metadata(&c.source).unwrap().len();
+        for (host, _) in &c.files {
+            require!(host.clone());
+            if counted.insert(host.clone()) {
+                total += dir_size(host);
+            }
+        }
+    }
+    eprintln!("edge app: {:.1} MiB", total as f64 / (1 << 20) as f64);
+    assert!(total < 50 << 20, "the edge app is {:.1} MiB, over 50 MiB", total as f64 / (1 << 20) as f64);
+
+    let kv = tempfile::tempdir().unwrap();
+    let settings = Settings { kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
+    let runtime = Runtime::new(HostConfig::new(settings, &path).unwrap()).unwrap();
+    for (id, c) in &app.components {
+        let states = runtime.capabilities().configure(c).unwrap();
+        let wasm = std::fs::read(&c.source).unwrap();
+        let snapshot = edgerec_host::preinit::snapshot(runtime.capabilities(), &states, &wasm).unwrap();
+        eprintln!("{id}: {} MiB after loading", snapshot.memory >> 20);
+        assert!(snapshot.memory < 128 << 20, "{id} needs {} MiB after loading", snapshot.memory >> 20);
+    }
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() { dir_size(&path) } else { std::fs::metadata(&path).unwrap().len() }
+        })
+        .sum()
+}
+
+/// What a component imports, by interface: Spin 4 links WASI 0.2,
+/// `fermyon:spin/*@2.0.0` and `spin:*@3.0.0`, and nothing else (no `wasi:nn`).
+#[test]
+fn components_import_only_what_spin_4_links() {
+    for name in ["recommend", "search", "ad-score", "cold-start", "ai-probe"] {
+        require!(component(name));
+        let wasm = std::fs::read(component(name)).unwrap();
+        for import in top_level_imports(&wasm) {
+            let linked = (import.starts_with("wasi:") && import.contains("@0.2.") && !import.starts_with("wasi:nn"))
+                || (import.starts_with("fermyon:spin/") && import.ends_with("@2.0.0"))
+                || (import.starts_with("spin:") && import.contains("@3.0.0"));
+            assert!(linked, "{name} imports `{import}`, which Spin 4 does not link");
+        }
+    }
+}
+
+fn top_level_imports(wasm: &[u8]) -> Vec<String> {
+    let mut depth = 0usize;
+    let mut imports = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.expect("component parses") {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.push(import.expect("import reads").name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    imports
 }
 
 /// Each component exports one HTTP handler Spin runs and, besides it, at

@@ -15,7 +15,7 @@ use edgerec_core::index::ItemIndex;
 use edgerec_host::config::Settings;
 use edgerec_host::private::{Scope, tokens};
 use edgerec_host::users::{DataKey, StoreUrl, Users};
-use edgerec_tests::{Host, component, demo_bundle, edgerec_bin, encoder_dir, require};
+use edgerec_tests::{Host, ai_models_dir, component, demo_bundle, edgerec_bin, require};
 use serde_json::{Value, json};
 
 /// A private app in a temporary directory: spin.toml (recommend, and
@@ -30,7 +30,6 @@ impl App {
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(demo_bundle(), dir.path().join("bundle")).unwrap();
-            std::os::unix::fs::symlink(encoder_dir(), dir.path().join("encoder")).unwrap();
         }
         let mut manifest = format!(
             "spin_manifest_version = 2\n[application]\nname = \"private\"\n\
@@ -42,8 +41,8 @@ impl App {
         if with_search {
             manifest.push_str(&format!(
                 "[[trigger.http]]\nroute = \"/api/search\"\ncomponent = \"search\"\n\
-                 [component.search]\nsource = \"{}\"\nfiles = [{{ source = \"bundle\", destination = \"/bundle\" }}, \
-                 {{ source = \"encoder\", destination = \"/encoder\" }}]\n",
+                 [component.search]\nsource = \"{}\"\nfiles = [{{ source = \"bundle\", destination = \"/bundle\" }}]\n\
+                 ai_models = [\"all-minilm-l6-v2\"]\n",
                 component("search").display()
             ));
         }
@@ -52,7 +51,8 @@ impl App {
         tokens::write_private(&dir.path().join("state/data.key"), DataKey::generate().unwrap().as_bytes()).unwrap();
         let config = format!(
             "zone = \"private\"\nkey_file = \"state/data.key\"\ntokens_file = \"state/tokens.json\"\n\
-             kv_dir = \"state/kv\"\n{extra}\n"
+             kv_dir = \"state/kv\"\nai_models_dir = \"{}\"\n{extra}\n",
+            ai_models_dir().display()
         );
         std::fs::write(dir.path().join("private.toml"), config).unwrap();
         App { dir }
@@ -201,7 +201,7 @@ use edgerec_tests::Reply;
 
 #[test]
 fn feedback_changes_the_users_next_recommendations_and_searches_and_erasure_undoes_it() {
-    require!(component("recommend"), component("search"), demo_bundle(), encoder_dir());
+    require!(component("recommend"), component("search"), demo_bundle(), ai_models_dir());
     let app = App::new(true, "");
     let token = app.token(&[Scope::FeedbackWrite, Scope::UsersRead, Scope::UsersDelete, Scope::UsersPersonalize]);
     let host = app.start();

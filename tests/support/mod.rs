@@ -40,9 +40,26 @@ pub fn ads_bundle() -> PathBuf {
     repo().join("models/upworthy/1")
 }
 
-/// The encoder directory `scripts/setup` fetches.
+/// The in-component (tract) encoder `scripts/setup` fetches: ONNX.
 pub fn encoder_dir() -> PathBuf {
     repo().join("models/encoders/paraphrase-MiniLM-L3-v2")
+}
+
+/// The encoder of the demo bundles, held by the host (`all-minilm-l6-v2`
+/// through Spin's llm interface): safetensors.
+pub fn host_encoder_dir() -> PathBuf {
+    repo().join("models/encoders/all-MiniLM-L6-v2")
+}
+
+/// Where `scripts/setup` places the host's models, as `spin up` reads them.
+pub fn ai_models_dir() -> PathBuf {
+    repo().join(".spin/ai-models")
+}
+
+/// The zero-shot bundle indexed with the in-component encoder
+/// (examples/spin-tract.toml).
+pub fn tract_bundle() -> PathBuf {
+    repo().join("models/online-retail-l3/1")
 }
 
 /// The team's shared data folder (`../shared/data` beside the repository).

@@ -3,17 +3,17 @@
 //! shifted by its similarity to the shopper's query or history when given.
 //!
 //! Mounts: the ad bundle (`ad_model.bin`, from `edgerec train-ads`) at
-//! `/ads`, the catalog bundle at `/bundle` (titles of history items) and
-//! the encoder at `/encoder`. Pre-initialized like `search`.
+//! `/ads` and the catalog bundle at `/bundle` (titles of history items);
+//! text is encoded as in `search`. Pre-initialized like `search`.
 
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
 use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
 use edgerec_core::bundle::Manifest;
-use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::resolve;
 use edgerec_core::score::normalize;
-use edgerec_function::bundle::{self, encoder_failed};
+use edgerec_function::bundle;
+use edgerec_function::encoding::TextEncoding;
 use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, json, read_json};
 use spin_sdk::http::IncomingRequest;
 
@@ -28,7 +28,7 @@ struct AdScoring {
     ads: Manifest,
     ad_model: AdModel,
     index: ItemIndex,
-    encoder: Encoder,
+    encoder: TextEncoding,
 }
 
 impl Function for AdScoring {
@@ -39,12 +39,12 @@ impl Function for AdScoring {
         let ad_model = AdModel::from_bytes(&bundle::file(ADS_DIR, &ads, AD_MODEL_FILE)?).map_err(|e| e.to_string())?;
         let catalog = bundle::manifest(BUNDLE_DIR)?;
         let index = bundle::item_index(&catalog)?;
-        let encoder = bundle::encoder(&ads)?;
-        if ad_model.weights.len() != encoder.config().dims {
+        let encoder = TextEncoding::load(&ads)?;
+        if ad_model.weights.len() != ads.dims {
             return Err(format!(
                 "{AD_MODEL_FILE} has {} weights, the encoder {} dims",
                 ad_model.weights.len(),
-                encoder.config().dims
+                ads.dims
             ));
         }
         Ok(Self { ads, ad_model, index, encoder })
@@ -70,8 +70,8 @@ impl Function for AdScoring {
         // One batch for copies and context.
         let mut batch: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
         batch.extend(&context_texts);
-        let tokens = exchange.timed("tokenize", || self.encoder.tokenize(&batch)).map_err(encoder_failed)?;
-        let mut vectors = exchange.timed("encode", || self.encoder.embed(&tokens)).map_err(encoder_failed)?;
+        let encoded = self.encoder.encode(exchange, &batch)?;
+        let mut vectors = encoded.vectors;
         let context_vectors = vectors.split_off(texts.len());
         let context = (!context_vectors.is_empty()).then(|| {
             let mut mean = vec![0f32; context_vectors[0].len()];
@@ -91,7 +91,7 @@ impl Function for AdScoring {
                 .map(|(i, ((ad, (text, cut)), v))| AdScore {
                     id: ad.id.clone(),
                     score: self.ad_model.probability(v, text, context.as_deref()),
-                    truncated: *cut || tokens.truncated[i],
+                    truncated: *cut || encoded.truncated[i],
                 })
                 .collect()
         });

@@ -3,7 +3,8 @@
 //! tower, return their nearest warm neighbours, and store them in the
 //! key-value store so the next `/api/recommend` can return them.
 //!
-//! Mounts: the catalog bundle at `/bundle`, its encoder at `/encoder`.
+//! Mounts: the catalog bundle at `/bundle` (and, for `encoder = "tract"`,
+//! its encoder at `/encoder`); text is encoded as in `search`.
 //! Store: `key_value_stores = ["default"]` in `spin.toml`; without it the
 //! items are embedded and answered but not stored (`"indexed": false`).
 //! Pre-initialized like `search`.
@@ -11,10 +12,10 @@
 use edgerec_core::api::{ApiError, ColdStartItem, ColdStartRequest, ColdStartResponse};
 use edgerec_core::bundle::Manifest;
 use edgerec_core::coldstart::{NEIGHBORS, StoredItem, item_text, neighbors, store_new_items, validate};
-use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::tower::{ItemTower, item_space};
-use edgerec_function::bundle::{self, encoder_failed};
+use edgerec_function::bundle;
+use edgerec_function::encoding::TextEncoding;
 use edgerec_function::store::DefaultStore;
 use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, json, read_json};
 use spin_sdk::http::IncomingRequest;
@@ -28,7 +29,7 @@ struct ColdStart {
     manifest: Manifest,
     index: ItemIndex,
     item_tower: Option<ItemTower>,
-    encoder: Encoder,
+    encoder: TextEncoding,
 }
 
 impl Function for ColdStart {
@@ -38,7 +39,7 @@ impl Function for ColdStart {
         let manifest = bundle::manifest(BUNDLE_DIR)?;
         let index = bundle::item_index(&manifest)?;
         let item_tower = bundle::item_tower(&manifest)?;
-        let encoder = bundle::encoder(&manifest)?;
+        let encoder = TextEncoding::load(&manifest)?;
         Ok(Self { manifest, index, item_tower, encoder })
     }
 
@@ -53,14 +54,11 @@ impl Function for ColdStart {
         validate(&request.items, &model)?;
         let texts: Vec<String> = request.items.iter().map(item_text).collect();
         let mut vectors = Vec::with_capacity(texts.len());
-        exchange.timed("encode", || -> Result<(), ApiError> {
-            for chunk in texts.chunks(ENCODE_BATCH) {
-                let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                let embedded = self.encoder.encode_batch(&batch).map_err(encoder_failed)?;
-                vectors.extend(embedded.into_iter().map(|t| item_space(self.item_tower.as_ref(), t)));
-            }
-            Ok(())
-        })?;
+        for chunk in texts.chunks(ENCODE_BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let embedded = self.encoder.encode(exchange, &batch)?;
+            vectors.extend(embedded.vectors.into_iter().map(|t| item_space(self.item_tower.as_ref(), t)));
+        }
         // A warm catalog item is already indexed; only new ids are stored.
         let fresh: Vec<StoredItem> = request
             .items

@@ -1,5 +1,5 @@
 //! Reading what a function serves from: the model bundle mounted at
-//! `/bundle` (or another directory), its binary files and the text encoder.
+//! `/bundle` (or another directory) and its binary files.
 //! Every error is a sentence for the log that names the file.
 
 use std::path::Path;
@@ -9,9 +9,6 @@ use edgerec_core::index::ItemIndex;
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower};
 
 use crate::BUNDLE_DIR;
-
-/// Where `spin.toml` mounts the text encoder (`encoder.json`, ONNX, tokenizer).
-pub const ENCODER_DIR: &str = "/encoder";
 
 /// The manifest of the bundle mounted at `dir`.
 pub fn manifest(dir: &str) -> Result<Manifest, String> {
@@ -61,29 +58,4 @@ pub fn user_tower(manifest: &Manifest, index: &ItemIndex) -> Result<UserTower, S
         return Err(format!("{USER_TOWER_FILE} has {} dims, {ITEMS_FILE} {}", tower.dims, index.dims()));
     }
     Ok(tower)
-}
-
-/// Loads the encoder mounted at `/encoder`, refusing one that is not the
-/// encoder `manifest` was built with (its vectors would not match).
-#[cfg(feature = "encoder")]
-pub fn encoder(manifest: &Manifest) -> Result<edgerec_core::encoder::Encoder, String> {
-    let encoder = edgerec_core::encoder::Encoder::load(ENCODER_DIR.as_ref()).map_err(|e| e.to_string())?;
-    if encoder.config().onnx_sha256 != manifest.encoder.sha256 {
-        return Err(format!(
-            "the encoder at {ENCODER_DIR} ({}) is not the one bundle {} {} was built with ({}); mount that one",
-            encoder.config().name,
-            manifest.name,
-            manifest.version,
-            manifest.encoder.name
-        ));
-    }
-    Ok(encoder)
-}
-
-/// The answer to an encoder failure at request time: a 500 for the
-/// client, the details in the log.
-#[cfg(feature = "encoder")]
-pub fn encoder_failed(e: edgerec_core::Error) -> edgerec_core::api::ApiError {
-    eprintln!("encoder: {e}");
-    edgerec_core::api::ApiError::internal()
 }

@@ -29,6 +29,7 @@
 //! `EDGEREC_CORS_ORIGIN` (default `*`) and `EDGEREC_ZONE` (default `edge`).
 
 pub mod bundle;
+pub mod encoding;
 pub mod store;
 
 use std::future::Future;
@@ -145,7 +146,9 @@ impl<F: Function> Loaded<F> {
     pub fn get(&self) -> Result<&F, ApiError> {
         self.cell.get_or_init(F::load).as_ref().map_err(|reason| {
             eprintln!("model not available: {reason}");
-            ApiError::unavailable("the function's model could not be loaded; see the server log")
+            // The reason names files inside the component and models, which
+            // the operator who reads the answer needs and nobody else could misuse.
+            ApiError::unavailable(format!("the function's model could not be loaded: {reason}"))
         })
     }
 
@@ -197,7 +200,12 @@ impl Exchange {
     pub fn timed<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let out = f();
-        self.timings.push((name, start.elapsed().as_secs_f64() * 1e3));
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        // A part timed several times (batches) is reported once, summed.
+        match self.timings.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += ms,
+            None => self.timings.push((name, ms)),
+        }
         out
     }
 

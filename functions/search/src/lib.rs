@@ -2,20 +2,21 @@
 //! the semantic similarity of the query's embedding (encoded here, at
 //! request time) and, given a history, the shopper's user vector.
 //!
-//! Mounts: the catalog bundle at `/bundle` (items.bin, bm25.bin, towers)
-//! and its encoder at `/encoder`. The edgerec host pre-initializes the
-//! component, so no request pays for loading the model.
+//! Mounts: the catalog bundle at `/bundle` (items.bin, bm25.bin, towers).
+//! The query is encoded by the encoder the `encoder` variable names
+//! (`edgerec_function::encoding`): the host's model by default. The edgerec
+//! host pre-initializes the component, so no request reads the bundle.
 //! `curl -d '{"query": "red heart mug", "k": 5}' localhost:3000/api/search`
 //! prints the five best matches.
 
 use edgerec_core::api::{ApiError, SearchRequest, SearchResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
-use edgerec_core::encoder::Encoder;
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
 use edgerec_core::tower::{ItemTower, UserTower, item_space};
-use edgerec_function::bundle::{self, encoder_failed};
+use edgerec_function::bundle;
+use edgerec_function::encoding::TextEncoding;
 use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, json, read_json};
 use spin_sdk::http::IncomingRequest;
 
@@ -24,7 +25,7 @@ struct Search {
     manifest: Manifest,
     index: ItemIndex,
     bm25: Bm25,
-    encoder: Encoder,
+    encoder: TextEncoding,
     item_tower: Option<ItemTower>,
     user_tower: UserTower,
 }
@@ -41,7 +42,7 @@ impl Function for Search {
         }
         let item_tower = bundle::item_tower(&manifest)?;
         let user_tower = bundle::user_tower(&manifest, &index)?;
-        let encoder = bundle::encoder(&manifest)?;
+        let encoder = TextEncoding::load(&manifest)?;
         Ok(Self { manifest, index, bm25, encoder, item_tower, user_tower })
     }
 
@@ -53,9 +54,8 @@ impl Function for Search {
     ) -> Result<Json, ApiError> {
         let request: SearchRequest = read_json(req).await?;
         let query = SearchQuery::try_from(request)?;
-        let tokens =
-            exchange.timed("tokenize", || self.encoder.tokenize(&[query.text.as_str()])).map_err(encoder_failed)?;
-        let text_vector = exchange.timed("encode", || self.encoder.embed(&tokens)).map_err(encoder_failed)?.remove(0);
+        let mut encoded = self.encoder.encode(exchange, &[query.text.as_str()])?;
+        let text_vector = encoded.vectors.remove(0);
         let query_vector = item_space(self.item_tower.as_ref(), text_vector);
         let (history, unknown) = resolve(&self.index, &query.history);
         let user = user_vector(&self.index, &self.user_tower, &history);
@@ -64,7 +64,7 @@ impl Function for Search {
         });
         json(&SearchResponse {
             items,
-            truncated: query.truncated || tokens.truncated[0],
+            truncated: query.truncated || encoded.truncated[0],
             unknown,
             model: self.manifest.model_ref(),
         })

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::{Capability, InstanceState, Purpose};
@@ -34,9 +35,23 @@ pub struct Mounts {
 pub struct FilesState {
     ctx: WasiCtx,
     table: ResourceTable,
+    /// `preinit` only: what the component wrote to stderr, which says why
+    /// pre-initialization failed when it does.
+    preinit_stderr: Option<MemoryOutputPipe>,
 }
 
+/// How much of `preinit`'s stderr is kept.
+const PREINIT_STDERR_BYTES: usize = 64 << 10;
+
 impl FilesState {
+    /// What `preinit` wrote to stderr (empty for other instances).
+    pub fn preinit_stderr(&self) -> String {
+        self.preinit_stderr
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(&p.contents()).trim().to_string())
+            .unwrap_or_default()
+    }
+
     /// The instance's resource table (shared with `wasi:http`).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -77,6 +92,10 @@ impl Capability for Files {
     fn prepare(&self, mounts: &Mounts, purpose: Purpose) -> Result<FilesState> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stderr().inherit_stdout();
+        let preinit_stderr = (purpose == Purpose::Preinit).then(|| MemoryOutputPipe::new(PREINIT_STDERR_BYTES));
+        if let Some(pipe) = &preinit_stderr {
+            wasi.stderr(pipe.clone());
+        }
         // Mounted files are small, local and read-only (model bundles): read
         // them on the request's own thread. Handing each 64 KiB read to
         // tokio's blocking pool cost ~9 ms per 5.5 MB bundle (BENCHMARKS.md).
@@ -90,7 +109,7 @@ impl Capability for Files {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("mounting {} at {guest}", host.display()))?;
         }
-        Ok(FilesState { ctx: wasi.build(), table: ResourceTable::new() })
+        Ok(FilesState { ctx: wasi.build(), table: ResourceTable::new(), preinit_stderr })
     }
 }
 

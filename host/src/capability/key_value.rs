@@ -204,6 +204,8 @@ mod tests {
             files: vec![],
             environment: Default::default(),
             key_value_stores: granted.iter().map(|s| s.to_string()).collect(),
+            ai_models: vec![],
+            variables: Default::default(),
         }
     }
 

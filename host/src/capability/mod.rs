@@ -11,19 +11,23 @@
 //! [`InstanceState`], the state of one instance, holds each capability's
 //! part in a field of its own. Adding a capability means writing its module
 //! and adding one line to the `capabilities!` list at the end of this file;
-//! nothing else changes (models, auth and metrics will come this way).
+//! nothing else changes.
 //!
 //! | capability | provides |
 //! |---|---|
 //! | [`files`] | WASI 0.2 (`wasi:cli`, `wasi:filesystem`, clocks, random): mounted files read-only, environment, stdout/stderr |
 //! | [`outbound_http`] | `wasi:http` types for the handler; outgoing requests denied |
 //! | [`key_value`] | Spin's `fermyon:spin/key-value@2.0.0`, on redb |
+//! | [`variables`] | Spin's `fermyon:spin/variables@2.0.0`: the component's `variables` |
+//! | [`models`] | Spin's `fermyon:spin/llm@2.0.0`: text embeddings by host-held models, per `ai_models` |
 //! | [`limits`] | memory limit and deadline of each instance |
 
 pub mod files;
 pub mod key_value;
 pub mod limits;
+pub mod models;
 pub mod outbound_http;
+pub mod variables;
 
 use anyhow::{Context, Result};
 use wasmtime::Store;
@@ -160,5 +164,7 @@ capabilities! {
     files: files::Files,
     outbound_http: outbound_http::OutboundHttp,
     key_value: key_value::KeyValue,
+    variables: variables::Variables,
+    models: models::Models,
     limits: limits::Limits,
 }
