@@ -50,6 +50,7 @@ impl Zone {
 /// preinit = true
 /// kv_dir = "/var/lib/edgerec/kv"
 /// ai_models_dir = "/var/lib/edgerec/ai-models"  # <dir>/<model>/, as Spin's .spin/ai-models
+/// onnxruntime = "/opt/onnxruntime/lib/libonnxruntime.so"  # for ONNX models (else tract)
 ///
 /// # The private zone (see `examples/private.toml`)
 /// store = "sqlite:state/users.sqlite"   # or postgres://user@host/db
@@ -93,6 +94,9 @@ pub struct Settings {
     /// Where the models of `ai_models` live, one directory per model name (default .spin/ai-models beside the manifest, where `spin up` reads them).
     #[arg(long, env = "EDGEREC_AI_MODELS_DIR", value_name = "DIR")]
     pub ai_models_dir: Option<PathBuf>,
+    /// ONNX Runtime's library, for ONNX models (default .edgerec/lib/libonnxruntime.so beside the manifest, where scripts/setup puts it; without it ONNX models run on tract).
+    #[arg(long, env = "EDGEREC_ONNXRUNTIME", value_name = "FILE")]
+    pub onnxruntime: Option<PathBuf>,
     /// Private zone: the user store, sqlite:PATH or postgres://... (default sqlite:.edgerec/users.sqlite beside the config file, else the manifest).
     #[arg(long, env = "EDGEREC_STORE", value_name = "URL")]
     pub store: Option<String>,
@@ -142,6 +146,7 @@ impl Settings {
             &mut settings.cache_dir,
             &mut settings.kv_dir,
             &mut settings.ai_models_dir,
+            &mut settings.onnxruntime,
             &mut settings.key_file,
             &mut settings.tokens_file,
         ]
@@ -168,6 +173,7 @@ impl Settings {
             preinit: self.preinit.or(lower.preinit),
             kv_dir: self.kv_dir.or(lower.kv_dir),
             ai_models_dir: self.ai_models_dir.or(lower.ai_models_dir),
+            onnxruntime: self.onnxruntime.or(lower.onnxruntime),
             store: self.store.or(lower.store),
             key_file: self.key_file.or(lower.key_file),
             tokens_file: self.tokens_file.or(lower.tokens_file),
@@ -277,6 +283,8 @@ pub struct HostConfig {
     pub kv_dir: PathBuf,
     /// Where the models of `ai_models` live (`<dir>/<model>/encoder.json`).
     pub ai_models_dir: PathBuf,
+    /// ONNX Runtime's library (used if it is there).
+    pub onnxruntime: PathBuf,
     /// The private zone's settings (zone `private` only).
     pub private: Option<PrivateConfig>,
 }
@@ -327,6 +335,9 @@ impl HostConfig {
             preinit: settings.preinit.unwrap_or(true),
             kv_dir: settings.kv_dir.unwrap_or_else(|| app_dir.join(".edgerec").join("kv")),
             ai_models_dir: settings.ai_models_dir.unwrap_or_else(|| app_dir.join(".spin").join("ai-models")),
+            onnxruntime: settings
+                .onnxruntime
+                .unwrap_or_else(|| app_dir.join(edgerec_core::encoder::onnx_runtime::DEFAULT_LIBRARY)),
             private,
         })
     }

@@ -51,6 +51,11 @@ pub fn host_encoder_dir() -> PathBuf {
     repo().join("models/encoders/all-MiniLM-L6-v2")
 }
 
+/// ONNX Runtime's library, where `scripts/setup` places it.
+pub fn onnxruntime_library() -> PathBuf {
+    repo().join(edgerec_core::encoder::onnx_runtime::DEFAULT_LIBRARY)
+}
+
 /// Where `scripts/setup` places the host's models, as `spin up` reads them.
 pub fn ai_models_dir() -> PathBuf {
     repo().join(".spin/ai-models")

@@ -5,6 +5,7 @@
 //! | engine | weights | where it runs |
 //! |---|---|---|
 //! | [`tract::TractEncoder`] | ONNX | inside a component (wasm32) and natively; feature `encoder` |
+//! | [`onnx_runtime::OrtEncoder`] | ONNX | natively, ONNX Runtime loaded at run time, on the CPU or an NVIDIA GPU; feature `native-encoders` |
 //! | [`bert::BertEncoder`] | safetensors | natively, on the CPU or an NVIDIA GPU (candle); feature `native-encoders` |
 //!
 //! An encoder directory holds `encoder.json` ([`EncoderConfig`]), the
@@ -15,6 +16,8 @@
 
 #[cfg(feature = "native-encoders")]
 pub mod bert;
+#[cfg(feature = "native-encoders")]
+pub mod onnx_runtime;
 pub mod tract;
 
 use std::path::Path;
@@ -82,6 +85,27 @@ impl EncoderConfig {
         })
     }
 
+    /// The encoder as an ONNX graph, if there is one: the weights
+    /// themselves when they are ONNX, else `scripts/export-onnx`'s export of
+    /// the safetensors weights (`model.onnx` + `model.onnx.json`), when it
+    /// was made from these weights.
+    pub fn onnx_graph(&self, dir: &Path) -> Result<Option<OnnxGraph>> {
+        if self.format == WeightsFormat::Onnx {
+            let output = self.token_embeddings_output.clone().ok_or_else(|| {
+                Error::Encoder(format!("{}: encoder.json names no token_embeddings_output", self.name))
+            })?;
+            return Ok(Some(OnnxGraph { path: dir.join(&self.weights), sha256: self.weights_sha256.clone(), output }));
+        }
+        let meta_path = dir.join(ONNX_EXPORT_META);
+        let Ok(text) = std::fs::read_to_string(&meta_path) else { return Ok(None) };
+        let meta: OnnxExport = serde_json::from_str(&text)
+            .map_err(|e| Error::Encoder(format!("{}: {e}; run scripts/setup again", meta_path.display())))?;
+        if meta.source_sha256 != self.weights_sha256 {
+            return Ok(None); // made from other weights: stale, run scripts/export-onnx
+        }
+        Ok(Some(OnnxGraph { path: dir.join(ONNX_EXPORT), sha256: meta.sha256, output: meta.output }))
+    }
+
     /// What a bundle records about this encoder.
     pub fn info(&self) -> EncoderInfo {
         EncoderInfo {
@@ -94,6 +118,33 @@ impl EncoderConfig {
             normalized: true,
         }
     }
+}
+
+/// The ONNX export of safetensors weights, beside them.
+pub const ONNX_EXPORT: &str = "model.onnx";
+/// What `scripts/export-onnx` records about its export.
+pub const ONNX_EXPORT_META: &str = "model.onnx.json";
+
+/// `model.onnx.json`.
+#[derive(Debug, Clone, Deserialize)]
+struct OnnxExport {
+    /// sha256 of the safetensors weights it was made from.
+    source_sha256: String,
+    /// sha256 of `model.onnx`.
+    sha256: String,
+    /// Its per-token output.
+    output: String,
+}
+
+/// An encoder's ONNX graph (see [`EncoderConfig::onnx_graph`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxGraph {
+    /// The `.onnx` file.
+    pub path: std::path::PathBuf,
+    /// Its sha256, checked when it is read.
+    pub sha256: String,
+    /// The output holding per-token embeddings `[batch, seq, dims]`.
+    pub output: String,
 }
 
 /// Reads a file and checks its sha256.
@@ -284,15 +335,17 @@ pub enum Device {
     Cpu,
 }
 
-/// Loads the encoder at `dir` with the fastest engine this build has for
-/// its weights: safetensors on candle (the GPU where [`Device::Auto`] finds
-/// one), ONNX on tract.
+/// Loads the encoder at `dir` with the fastest engine this machine has for
+/// it: ONNX Runtime where its library is there and the encoder has an ONNX
+/// graph (its weights, or their export), else tract for ONNX weights and
+/// candle for safetensors; the GPU where [`Device::Auto`] finds one.
 #[cfg(feature = "native-encoders")]
 pub fn load_native(dir: &Path, device: Device) -> Result<Box<dyn TextEncoder>> {
     let config = EncoderConfig::read(dir)?;
-    Ok(match config.format {
-        WeightsFormat::Safetensors => Box::new(bert::BertEncoder::load(dir, device)?),
-        WeightsFormat::Onnx => Box::new(TractEncoder::load(dir)?),
+    Ok(match (config.onnx_graph(dir)?, onnx_runtime::environment(), config.format) {
+        (Some(_), Some(ort), _) => Box::new(onnx_runtime::OrtEncoder::load(ort, dir, device)?),
+        (_, _, WeightsFormat::Safetensors) => Box::new(bert::BertEncoder::load(dir, device)?),
+        (_, _, WeightsFormat::Onnx) => Box::new(TractEncoder::load(dir)?),
     })
 }
 

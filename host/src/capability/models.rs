@@ -105,6 +105,13 @@ impl Capability for Models {
     type InstanceState = Allowed;
 
     fn new(config: &HostConfig) -> Result<Self> {
+        // ONNX models run on ONNX Runtime when its library is there; a
+        // library that does not load leaves them to tract, and says so.
+        if config.onnxruntime.exists()
+            && let Err(e) = edgerec_core::encoder::onnx_runtime::init(&config.onnxruntime)
+        {
+            tracing::warn!("{e}; ONNX models will run on tract");
+        }
         Ok(Self { dir: config.ai_models_dir.clone(), loaded: Mutex::default() })
     }
 
