@@ -1,28 +1,33 @@
-//! `/api/search` through our host against the same model and code run
-//! natively by tract, side by side in one process on one machine:
+//! `/api/search` through our host, each way the query can be encoded, side
+//! by side in one process on one machine, against the same work done
+//! natively:
 //!
-//! - **native**: `Encoder` + `search::search` called directly (tract,
-//!   x86-64 kernels, one thread);
-//! - **host, pre-initialized**: the `search` component snapshot with the
-//!   model loaded, over HTTP on 127.0.0.1 (what `edgerec serve` runs);
-//! - **host, model loaded per request**: the same component without the
-//!   snapshot (what a per-request load costs; `preinit = false`).
+//! - **native**: the host's engine for all-MiniLM-L6-v2 (ONNX Runtime where
+//!   its library is, else candle) + `search::search`, called directly;
+//! - **host, `llm`**: the `search` component of `spin.toml`, pre-initialized,
+//!   encoding through Spin's llm interface (the default);
+//! - **host, `llm`, loaded per request**: the same without the snapshot
+//!   (`preinit = false`: what `spin up` does);
+//! - **host, `tract` in the component**: `examples/spin-tract.toml`
+//!   (paraphrase-MiniLM-L3-v2 inside the component, the path before the host
+//!   held models).
 //!
-//! For the host runs it also splits each request by its `server-timing`
-//! (instantiate, model ready, tokenize, encode, score) and reports p50s.
-//! Needs `scripts/setup`. Run: `cargo bench -p edgerec-tests --bench search`.
+//! Each request is split by its `server-timing` (instantiate, model,
+//! tokenize, encode, score; all measured inside the component). Needs
+//! `scripts/setup`. Run: `cargo bench -p edgerec-tests --bench search`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
-use edgerec_core::encoder::{TextEncoder, TractEncoder};
+use edgerec_core::encoder::{Device, load_native, onnx_runtime};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower};
 use edgerec_host::config::Settings;
-use edgerec_tests::{Host, demo_bundle, encoder_dir, repo};
+use edgerec_tests::{Host, demo_bundle, host_encoder_dir, onnxruntime_library, repo};
 
 const QUERIES: [&str; 8] = [
     "red heart mug",
@@ -41,7 +46,8 @@ fn p(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
+/// Wall times and the encode part, ms.
+fn native(rounds: usize) -> (Vec<f64>, Vec<f64>, String) {
     let bundle = demo_bundle();
     let manifest = Manifest::verify(&bundle).expect("demo bundle; run scripts/setup");
     let read = |f: &str| std::fs::read(bundle.join(f)).expect("bundle file");
@@ -49,7 +55,7 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
     let bm25 = Bm25::from_bytes(&read(BM25_FILE)).unwrap();
     let item_tower = ItemTower::from_bytes(&read(ITEM_TOWER_FILE)).unwrap();
     let user_tower = UserTower::from_bytes(&read(USER_TOWER_FILE)).unwrap();
-    let encoder = TractEncoder::load(&encoder_dir()).unwrap();
+    let encoder = load_native(&host_encoder_dir(), Device::Auto).unwrap();
     assert_eq!(encoder.config().weights_sha256, manifest.encoder.sha256);
     let (mut total, mut encode) = (Vec::new(), Vec::new());
     for round in 0..rounds + 2 {
@@ -57,8 +63,7 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
             let started = Instant::now();
             let query =
                 SearchQuery { text: q.into(), truncated: false, history: HISTORY.map(String::from).to_vec(), k: 10 };
-            let tokens = encoder.tokenize(&[q]).unwrap();
-            let text = encoder.embed(&tokens).unwrap().remove(0);
+            let text = encoder.encode(q).unwrap();
             let encoded = started.elapsed();
             let qv = item_tower.project(&text);
             let (history, _) = resolve(&index, &query.history);
@@ -71,17 +76,21 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>) {
             }
         }
     }
-    (total, encode)
+    (total, encode, encoder.engine())
 }
 
-fn hosted(preinit: bool, rounds: usize) -> (Vec<f64>, BTreeMap<String, Vec<f64>>) {
+/// Wall times and the server-timing parts, ms.
+fn hosted(manifest: &Path, preinit: bool, history: bool, rounds: usize) -> (Vec<f64>, BTreeMap<String, Vec<f64>>) {
     let kv = tempfile::tempdir().unwrap();
     let settings = Settings { preinit: Some(preinit), kv_dir: Some(kv.path().to_path_buf()), ..Default::default() };
-    let host = Host::start(&repo().join("spin.toml"), &settings);
+    let host = Host::start(manifest, &settings);
     let (mut wall, mut parts): (Vec<f64>, BTreeMap<String, Vec<f64>>) = (Vec::new(), BTreeMap::new());
     for round in 0..rounds + 1 {
         for q in QUERIES {
-            let body = serde_json::json!({"query": q, "history": HISTORY, "k": 10}).to_string();
+            // The tract app serves a zero-shot bundle, where these history
+            // ids exist too.
+            let history: &[&str] = if history { &HISTORY } else { &[] };
+            let body = serde_json::json!({"query": q, "history": history, "k": 10}).to_string();
             let started = Instant::now();
             let reply = host.post("/api/search", &body);
             let elapsed = started.elapsed();
@@ -101,33 +110,45 @@ fn hosted(preinit: bool, rounds: usize) -> (Vec<f64>, BTreeMap<String, Vec<f64>>
 }
 
 fn main() {
+    let library = onnxruntime_library();
+    if library.exists() {
+        onnx_runtime::init(&library).expect("ONNX Runtime loads");
+    }
     let rounds = 25;
-    let (native_total, native_encode) = native(rounds);
-    let (snap_wall, snap_parts) = hosted(true, rounds);
-    let (plain_wall, plain_parts) = hosted(false, 2);
+    let (native_total, native_encode, engine) = native(rounds);
+    let spin = repo().join("spin.toml");
+    let runs = [
+        ("host, `llm`, pre-initialized", hosted(&spin, true, true, rounds)),
+        ("host, `llm`, loaded per request", hosted(&spin, false, true, 3)),
+        (
+            "host, `tract` in the component (L3), pre-initialized",
+            hosted(&repo().join("examples/spin-tract.toml"), true, true, rounds),
+        ),
+    ];
     let n50 = p(native_total.clone(), 0.5);
     println!("/api/search, {} queries x {rounds} rounds, history of 2 items, k = 10\n", QUERIES.len());
     println!("| run | p50 ms | p90 ms | vs native p50 |");
     println!("|---|---|---|---|");
-    println!("| native tract (encode + search, in process) | {n50:.2} | {:.2} | 1.00x |", p(native_total, 0.9));
-    for (name, wall) in
-        [("host, pre-initialized (HTTP)", &snap_wall), ("host, model loaded per request (HTTP)", &plain_wall)]
-    {
+    println!("| native ({engine}: encode + search, in process) | {n50:.2} | {:.2} | 1.00x |", p(native_total, 0.9));
+    for (name, (wall, _)) in &runs {
         let w50 = p(wall.clone(), 0.5);
-        println!("| {name} | {w50:.2} | {:.2} | {:.2}x |", p(wall.clone(), 0.9), w50 / n50);
+        println!("| {name} (HTTP) | {w50:.2} | {:.2} | {:.2}x |", p(wall.clone(), 0.9), w50 / n50);
     }
-    println!("\nPer-request split (p50 ms; host parts from server-timing):\n");
-    println!("| part | native | host, pre-initialized | host, per-request load |");
-    println!("|---|---|---|---|");
-    let get =
-        |m: &BTreeMap<String, Vec<f64>>, k: &str| m.get(k).map_or("-".into(), |v| format!("{:.3}", p(v.clone(), 0.5)));
-    for part in ["instantiate", "model", "tokenize", "encode", "score"] {
-        let nat = if part == "encode" {
-            format!("{:.3} (tokenize + encode)", p(native_encode.clone(), 0.5))
-        } else {
-            "-".into()
-        };
-        println!("| {part} | {nat} | {} | {} |", get(&snap_parts, part), get(&plain_parts, part));
+    println!("\nPer-request split (p50 ms; host parts from server-timing, measured inside the component):\n");
+    println!("| part | native | {} |", runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "));
+    println!("|---|---|{}", "---|".repeat(runs.len()));
+    for part in ["instantiate", "model", "tokenize", "encode", "score", "guest"] {
+        let nat = if part == "encode" { format!("{:.3}", p(native_encode.clone(), 0.5)) } else { "-".into() };
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|(_, (_, parts))| parts.get(part).map_or("-".into(), |v| format!("{:.3}", p(v.clone(), 0.5))))
+            .collect();
+        println!("| {part} | {nat} | {} |", cells.join(" | "));
     }
-    std::thread::sleep(Duration::from_millis(10));
+    let llm_encode = p(runs[0].1.1["encode"].clone(), 0.5);
+    let native_encode = p(native_encode, 0.5);
+    println!(
+        "\nQuery encoding through the host interface (inside the component) / {engine} natively: {llm_encode:.3} / {native_encode:.3} ms = {:.2}x",
+        llm_encode / native_encode
+    );
 }
