@@ -65,7 +65,7 @@ enum Command {
     /// Check a model bundle's files against its manifest.
     Verify(verify::Args),
     /// Serve the functions of a Spin manifest (SIGHUP reloads it).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Bearer tokens of a private host: create, revoke, list.
     Tokens(tokens::Args),
     /// The data key of a private host: new, rotate.
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         Command::TrainAds(args) => train_ads::run(args),
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Tokens(args) => tokens::run(args),
         Command::Keys(args) => keys::run(args),
     };

@@ -8,7 +8,8 @@
 //! | module | feature | used by |
 //! |---|---|---|
 //! | [`api`], [`bundle`], [`codec`] (binary files), [`index`], [`score`], [`recommend`], [`search`], [`ads`], [`coldstart`] | always | functions, host |
-//! | [`encoder`] (tokenizers; tract for ONNX) | `encoder` | functions (in-component encoding) |
+//! | [`encoder`] (tokenizer, pooling) | `tokenizer` | functions that encode through `wasi:nn` |
+//! | `encoder::tract` (ONNX in tract) | `encoder` | functions (in-component encoding) |
 //! | `encoder::bert` (candle BERT on safetensors), `encoder::load_native` | `native-encoders` | host (`fermyon:spin/llm`), offline commands |
 //! | [`tower`] (user/item towers at serving time) | always | functions, evaluation |
 //! | [`data`] (ingest, splits), [`eval`] (metrics, baselines) | `data` | host (`edgerec prepare/split/eval`) |
@@ -22,7 +23,7 @@ pub mod codec;
 pub mod coldstart;
 #[cfg(feature = "data")]
 pub mod data;
-#[cfg(feature = "encoder")]
+#[cfg(feature = "tokenizer")]
 pub mod encoder;
 mod error;
 #[cfg(feature = "data")]

@@ -143,6 +143,17 @@ fn components_import_only_what_spin_4_links() {
     }
 }
 
+/// The `wasi-nn` build variants import `wasi:nn`: why they are variants
+/// (Spin cannot instantiate them).
+#[test]
+fn the_wasi_nn_variants_import_wasi_nn() {
+    for name in ["search_wasi_nn", "ad-score_wasi_nn", "cold-start_wasi_nn"] {
+        require!(component(name));
+        let imports = top_level_imports(&std::fs::read(component(name)).unwrap());
+        assert!(imports.iter().any(|i| i.starts_with("wasi:nn/graph@")), "{name} imports {imports:?}");
+    }
+}
+
 fn top_level_imports(wasm: &[u8]) -> Vec<String> {
     let mut depth = 0usize;
     let mut imports = Vec::new();

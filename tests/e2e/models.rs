@@ -88,6 +88,11 @@ fn probe(ai_models: &[&str], extra: &str) -> (tempfile::TempDir, Host) {
     (dir, host)
 }
 
+/// The models directory [`models_dir`] made beside `app`.
+fn models_dir_at(app: &Path) -> std::path::PathBuf {
+    app.join("ai-models")
+}
+
 /// A models directory beside `app` with the demo's model and the
 /// in-component encoder's model, as a host operator would lay it out.
 fn models_dir(app: &Path) -> std::path::PathBuf {
@@ -186,13 +191,22 @@ const QUERIES: [&str; 8] = [
 /// build variant, the encoder mounted) or not; `component_extra` completes
 /// its component.
 fn search_app(bundle: &Path, with_encoder: bool, component_extra: &str) -> tempfile::TempDir {
+    let (component, encoder) = if with_encoder { ("search_tract", Some(encoder_dir())) } else { ("search", None) };
+    search_app_with(bundle, component, encoder.as_deref(), component_extra)
+}
+
+/// A search app serving `component` (a build of `search`) on `bundle`, with
+/// `encoder` mounted at `/encoder` if given.
+fn search_app_with(bundle: &Path, component: &str, encoder: Option<&Path>, component_extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(bundle, dir.path().join("bundle")).unwrap();
-        std::os::unix::fs::symlink(encoder_dir(), dir.path().join("encoder")).unwrap();
+        if let Some(encoder) = encoder {
+            std::os::unix::fs::symlink(encoder, dir.path().join("encoder")).unwrap();
+        }
     }
-    let encoder_mount = if with_encoder { ", { source = \"encoder\", destination = \"/encoder\" }" } else { "" };
+    let encoder_mount = if encoder.is_some() { ", { source = \"encoder\", destination = \"/encoder\" }" } else { "" };
     std::fs::write(
         dir.path().join("spin.toml"),
         format!(
@@ -200,7 +214,7 @@ fn search_app(bundle: &Path, with_encoder: bool, component_extra: &str) -> tempf
              [[trigger.http]]\nroute = \"/api/search\"\ncomponent = \"search\"\n\
              [component.search]\nsource = \"{}\"\n\
              files = [{{ source = \"bundle\", destination = \"/bundle\" }}{encoder_mount}]\n{component_extra}\n",
-            component(if with_encoder { "search_tract" } else { "search" }).display()
+            edgerec_tests::component(component).display()
         ),
     )
     .unwrap();
@@ -263,7 +277,11 @@ fn an_encoder_that_does_not_match_the_bundle_is_refused_naming_both() {
     assert!(message.contains("paraphrase-minilm-l3-v2") && message.contains("all-minilm-l6-v2"), "{message}");
 
     // An encoder nobody makes, and one this build was made without.
-    for (encoder, says) in [("onnx", "use `llm` or `tract`"), ("tract", "serve its `tract` build variant")] {
+    for (encoder, says) in [
+        ("onnx", "use `llm`, `tract` or `wasi-nn`"),
+        ("tract", "serve its `tract` build variant (<name>_tract.wasm"),
+        ("wasi-nn", "serve its `wasi-nn` build variant (<name>_wasi_nn.wasm"),
+    ] {
         let app = search_app(&demo_bundle(), false, &format!("variables = {{ encoder = \"{encoder}\" }}"));
         let reply = start(&app, false).post("/api/search", &body);
         assert_eq!(reply.status, 503, "{}", reply.body);
@@ -273,4 +291,104 @@ fn an_encoder_that_does_not_match_the_bundle_is_refused_naming_both() {
             "{message}"
         );
     }
+}
+
+/// The two interfaces onto one host model give the same embeddings: Spin's
+/// `llm` (the host pools) and `wasi:nn` (the host gives per-token vectors,
+/// the guest pools), each driven as a component would drive it.
+#[test]
+fn wasi_nn_and_llm_give_the_same_embeddings() {
+    use edgerec_core::encoder::{TextTokenizer, mean_pool};
+    use edgerec_host::capability::Capability;
+    use edgerec_host::capability::models::{Models, llm};
+    use edgerec_host::manifest::App;
+    use wasmtime_wasi_nn::backend::{BackendExecutionContext, NamedTensor};
+    use wasmtime_wasi_nn::wit::TensorType;
+    use wasmtime_wasi_nn::{GraphRegistry, Tensor};
+
+    require!(component("ai-probe"), host_encoder_dir());
+    let (app, _host) = probe(&["all-minilm-l6-v2"], "");
+    let path = app.path().join("spin.toml");
+    let settings = Settings { ai_models_dir: Some(models_dir_at(app.path())), ..Default::default() };
+    let models = Models::new(&HostConfig::new(settings, &path).unwrap()).unwrap();
+    let component = App::load(&path).unwrap().components["probe"].clone();
+    let allowed = models.configure(&component).unwrap();
+
+    let texts: Vec<String> =
+        QUERIES.iter().map(|q| q.to_string()).chain(["JUMBO BAG RED RETROSPOT".to_string()]).collect();
+    let by_llm = llm::generate_embeddings(&allowed, "all-minilm-l6-v2", &texts).unwrap().embeddings;
+
+    let config = edgerec_core::encoder::EncoderConfig::read(&host_encoder_dir()).unwrap();
+    let tokenizer = TextTokenizer::load(&host_encoder_dir(), &config).unwrap();
+    let graph = allowed.graphs().get("all-minilm-l6-v2").expect("the graph of an allowed model");
+    assert!(allowed.graphs().get("paraphrase-minilm-l3-v2").is_none(), "only the component's models");
+    let mut context = graph.init_execution_context().unwrap();
+    let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens = tokenizer.tokenize(&strs).unwrap();
+    let tensor = |values: &[i64]| Tensor {
+        dimensions: vec![tokens.batch as u32, tokens.seq as u32],
+        ty: TensorType::I64,
+        data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    let inputs = vec![
+        NamedTensor { name: "input_ids".into(), tensor: tensor(&tokens.ids) },
+        NamedTensor { name: "attention_mask".into(), tensor: tensor(&tokens.mask) },
+    ];
+    let outputs = BackendExecutionContext::compute(&mut *context, Some(inputs)).unwrap().unwrap();
+    assert_eq!(outputs[0].name, "last_hidden_state");
+    assert_eq!(outputs[0].tensor.dimensions, vec![tokens.batch as u32, tokens.seq as u32, 384]);
+    let hidden: Vec<f32> =
+        outputs[0].tensor.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let by_wasi_nn = mean_pool(&hidden, &tokens, 384).unwrap();
+    for (i, text) in texts.iter().enumerate() {
+        let c = cosine(&by_llm[i], &by_wasi_nn[i]);
+        assert!(c >= 0.999, "`{text}`: llm and wasi-nn differ, cosine {c}");
+    }
+    // A bad input is refused with a reason, not a trap.
+    let bad = vec![NamedTensor {
+        name: "input_ids".into(),
+        tensor: Tensor { dimensions: vec![1, 2], ty: TensorType::Fp32, data: vec![0; 8] },
+    }];
+    let err = format!("{:?}", BackendExecutionContext::compute(&mut *context, Some(bad)).err().expect("refused"));
+    assert!(err.contains("must be i64"), "{err}");
+}
+
+/// The same search through `wasi:nn` (the component's build variant) and
+/// through Spin's `llm`: the same top 10 and scores on a fixed query set.
+#[test]
+fn search_through_wasi_nn_ranks_as_through_llm() {
+    require!(component("search"), component("search_wasi_nn"), demo_bundle(), host_encoder_dir());
+    let through_llm = search_app_with(&demo_bundle(), "search", None, "ai_models = [\"all-minilm-l6-v2\"]");
+    let through_nn = search_app_with(
+        &demo_bundle(),
+        "search_wasi_nn",
+        Some(&host_encoder_dir()),
+        "ai_models = [\"all-minilm-l6-v2\"]\nvariables = { encoder = \"wasi-nn\" }",
+    );
+    let (a, b) = (start(&through_llm, true), start(&through_nn, true));
+    for q in QUERIES {
+        let body = json!({"query": q, "history": ["85099B"], "k": 10}).to_string();
+        let (x, y) = (a.post("/api/search", &body), b.post("/api/search", &body));
+        assert_eq!((x.status, y.status), (200, 200), "{} / {}", x.body, y.body);
+        let timing = y.header("server-timing").unwrap_or_default();
+        assert!(timing.contains("tokenize;dur=") && timing.contains("encode;dur="), "{timing}");
+        let (x, y) = (x.json()["items"].clone(), y.json()["items"].clone());
+        let ids = |v: &Value| v.as_array().unwrap().iter().map(|i| i["item_id"].clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&x), ids(&y), "`{q}`: the top 10 differ");
+        for (s, t) in x.as_array().unwrap().iter().zip(y.as_array().unwrap()) {
+            let (s, t) = (s["score"].as_f64().unwrap(), t["score"].as_f64().unwrap());
+            assert!((s - t).abs() < 1e-3, "`{q}`: score {s} through llm, {t} through wasi-nn");
+        }
+    }
+    // A graph the host does not give this component: 503 naming both.
+    let refused = search_app_with(
+        &demo_bundle(),
+        "search_wasi_nn",
+        Some(&host_encoder_dir()),
+        "ai_models = [\"paraphrase-minilm-l3-v2\"]\nvariables = { encoder = \"wasi-nn\" }",
+    );
+    let reply = start(&refused, true).post("/api/search", json!({"query": "mug"}).to_string());
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let message = reply.error_message();
+    assert!(message.contains("encoder `wasi-nn`") && message.contains("all-minilm-l6-v2"), "{message}");
 }

@@ -12,7 +12,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 
-use super::{Device, EncoderConfig, TextEncoder, TextTokenizer, Tokens, WeightsFormat, mean_pool, read_checked};
+use super::{Device, EncoderConfig, TextEncoder, TextTokenizer, Tokens, WeightsFormat, read_checked};
 use crate::{Error, Result};
 
 /// A BERT encoder run by candle.
@@ -93,11 +93,7 @@ impl TextEncoder for BertEncoder {
         self.tokenizer.tokenize(texts)
     }
 
-    fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>> {
-        if tokens.batch == 0 {
-            return Ok(Vec::new());
-        }
-        let hidden = self.run(tokens).map_err(candle_err("running BERT"))?;
-        mean_pool(&hidden, tokens, self.config.dims)
+    fn hidden(&self, tokens: &Tokens) -> Result<Vec<f32>> {
+        self.run(tokens).map_err(candle_err("running BERT"))
     }
 }

@@ -18,6 +18,7 @@
 pub mod bert;
 #[cfg(feature = "native-encoders")]
 pub mod onnx_runtime;
+#[cfg(feature = "encoder")]
 pub mod tract;
 
 use std::path::Path;
@@ -25,10 +26,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::bundle::EncoderInfo;
 pub use crate::bundle::host_model_name;
-use crate::bundle::{EncoderInfo, sha256_hex};
 use crate::{Error, Result};
 
+#[cfg(feature = "encoder")]
 pub use tract::TractEncoder;
 
 /// File name of the encoder description inside an encoder directory.
@@ -148,7 +150,9 @@ pub struct OnnxGraph {
 }
 
 /// Reads a file and checks its sha256.
+#[cfg(feature = "encoder")]
 pub(crate) fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>> {
+    use crate::bundle::sha256_hex;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let actual = sha256_hex(&bytes);
     if actual != expected {
@@ -281,8 +285,18 @@ pub trait TextEncoder: Send + Sync {
     /// Tokenizes a batch (the first half of [`TextEncoder::encode_batch`]).
     fn tokenize(&self, texts: &[&str]) -> Result<Tokens>;
 
-    /// Runs the model on tokenized texts and pools (the second half).
-    fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>>;
+    /// Runs the model on tokenized texts: the per-token vectors,
+    /// `batch × seq × dims`, row-major (what `wasi:nn` hands a guest).
+    fn hidden(&self, tokens: &Tokens) -> Result<Vec<f32>>;
+
+    /// Runs the model on tokenized texts and pools (the second half of
+    /// [`TextEncoder::encode_batch`]).
+    fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>> {
+        if tokens.batch == 0 {
+            return Ok(Vec::new());
+        }
+        mean_pool(&self.hidden(tokens)?, tokens, self.config().dims)
+    }
 
     /// Embeds a batch of texts: padded to the longest, mean-pooled over the
     /// real tokens, L2-normalized.

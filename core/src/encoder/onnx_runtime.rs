@@ -14,7 +14,7 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 
-use super::{Device, EncoderConfig, TextEncoder, TextTokenizer, Tokens, mean_pool, read_checked};
+use super::{Device, EncoderConfig, TextEncoder, TextTokenizer, Tokens, read_checked};
 use crate::{Error, Result};
 
 /// The environment variable naming the library (`ORT_DYLIB_PATH` is read too).
@@ -146,10 +146,7 @@ impl TextEncoder for OrtEncoder {
         self.tokenizer.tokenize(texts)
     }
 
-    fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>> {
-        if tokens.batch == 0 {
-            return Ok(Vec::new());
-        }
+    fn hidden(&self, tokens: &Tokens) -> Result<Vec<f32>> {
         let shape = [tokens.batch, tokens.seq];
         let mut feed = Vec::with_capacity(self.inputs.len());
         for name in &self.inputs {
@@ -165,6 +162,6 @@ impl TextEncoder for OrtEncoder {
         let outputs = session.run(feed).map_err(ort_err("running the model"))?;
         let (_, hidden) =
             outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(ort_err("reading the output"))?;
-        mean_pool(hidden, tokens, self.config.dims)
+        Ok(hidden.to_vec())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::{EncoderConfig, TextEncoder, TextTokenizer, Tokens, WeightsFormat, mean_pool, read_checked};
+use super::{EncoderConfig, TextEncoder, TextTokenizer, Tokens, WeightsFormat, read_checked};
 use crate::{Error, Result};
 
 /// An ONNX encoder run by tract.
@@ -108,12 +108,9 @@ impl TextEncoder for TractEncoder {
         self.tokenizer.tokenize(texts)
     }
 
-    fn embed(&self, tokens: &Tokens) -> Result<Vec<Vec<f32>>> {
+    fn hidden(&self, tokens: &Tokens) -> Result<Vec<f32>> {
         let Tokens { batch, seq, ids, mask, .. } = tokens;
         let (batch, seq) = (*batch, *seq);
-        if batch == 0 {
-            return Ok(Vec::new());
-        }
         let to_tensor = |v: Vec<i64>| {
             tract_ndarray::Array2::from_shape_vec((batch, seq), v)
                 .map(|a| a.into_tensor().into_tvalue())
@@ -129,9 +126,6 @@ impl TextEncoder for TractEncoder {
         }
         let outputs = self.plan.run(feed).map_err(encoder_err("running the model"))?;
         let hidden = outputs[0].to_plain_array_view::<f32>().map_err(encoder_err("reading the output"))?;
-        match hidden.as_slice() {
-            Some(contiguous) => mean_pool(contiguous, tokens, self.config.dims),
-            None => mean_pool(&hidden.iter().copied().collect::<Vec<_>>(), tokens, self.config.dims),
-        }
+        Ok(hidden.iter().copied().collect())
     }
 }

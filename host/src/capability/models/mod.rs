@@ -1,8 +1,13 @@
 //! Models held by the host: text encoders loaded once, shared by every
 //! instance of every component that may use them, never copied into guest
-//! memory; served through Spin's AI interface (`fermyon:spin/llm@2.0.0`,
-//! what spin-sdk's `llm::generate_embeddings` imports), so one component
-//! binary gets host-side embeddings under `spin up` and under this host.
+//! memory, served through two interfaces:
+//!
+//! - [`llm`]: Spin's AI interface (`fermyon:spin/llm@2.0.0`, what
+//!   spin-sdk's `llm::generate_embeddings` imports), so one component binary
+//!   gets host-side embeddings under `spin up` and under this host;
+//! - [`wasi_nn`]: `wasi:nn` (the WIT `wasmtime-wasi-nn` implements), graphs
+//!   preloaded by name, for hosts with wasi-nn (this one, `wasmtime serve -S
+//!   nn`): the guest tokenizes and pools, the host runs the model.
 //!
 //! A component may use the models its `ai_models` lists (Spin's
 //! allow-list); any other name, known to the host or not, is refused.
@@ -17,38 +22,20 @@
 //! over its padding too, so the two agree exactly on a single text, and
 //! this host also on a batch of texts of different lengths.
 
+pub mod llm;
+pub mod wasi_nn;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use edgerec_core::encoder::{Device, TextEncoder, encode_bucketed, host_model_name, load_native};
-use wasmtime::component::{HasSelf, Linker};
+use edgerec_core::encoder::{Device, TextEncoder, host_model_name, load_native};
+use wasmtime::component::{Linker, ResourceTable};
 
 use super::{Capability, InstanceState, Purpose};
 use crate::config::HostConfig;
 use crate::manifest;
-
-/// Generated from `host/wit/llm.wit`.
-#[allow(missing_docs)]
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "wit/llm.wit",
-        world: "llm-host",
-        imports: { default: trappable },
-    });
-}
-
-use bindings::fermyon::spin::llm::{
-    self as llm, EmbeddingsResult, EmbeddingsUsage, Error, Host, InferencingParams, InferencingResult,
-};
-
-/// Most texts in one `generate-embeddings` call: a cold-start request
-/// (1,000 new items) fits; a larger batch is split by the caller.
-pub const MAX_TEXTS_PER_CALL: usize = 2048;
-
-/// Texts per model run inside one call, sorted by length.
-const BATCH: usize = 32;
 
 /// A loaded model, shared.
 pub type SharedModel = Arc<dyn TextEncoder>;
@@ -63,6 +50,7 @@ pub struct Models {
 #[derive(Clone, Default)]
 pub struct Allowed {
     models: Arc<BTreeMap<String, SharedModel>>,
+    graphs: wasi_nn::Graphs,
 }
 
 impl Allowed {
@@ -70,6 +58,25 @@ impl Allowed {
     pub fn get(&self, name: &str) -> Option<&SharedModel> {
         self.models.get(name)
     }
+
+    /// The `wasi:nn` graphs of those models, by name.
+    pub fn graphs(&self) -> &wasi_nn::Graphs {
+        &self.graphs
+    }
+
+    /// The names it may use, for errors: `a, b`, or `none`.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    }
+}
+
+/// One instance's view: its allowed models, and its `wasi:nn` state
+/// (graphs, execution contexts and tensors live in its own table).
+pub struct ModelsState {
+    allowed: Allowed,
+    nn: wasmtime_wasi_nn::wit::WasiNnCtx,
+    table: ResourceTable,
 }
 
 impl Models {
@@ -102,7 +109,7 @@ impl Models {
 impl Capability for Models {
     const NAME: &'static str = "models";
     type ComponentState = Allowed;
-    type InstanceState = Allowed;
+    type InstanceState = ModelsState;
 
     fn new(config: &HostConfig) -> Result<Self> {
         // ONNX models run on ONNX Runtime when its library is there; a
@@ -116,7 +123,10 @@ impl Capability for Models {
     }
 
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> Result<()> {
-        llm::add_to_linker::<InstanceState, HasSelf<Allowed>>(linker, |s| &mut s.models)?;
+        llm::add_to_linker(linker)?;
+        wasmtime_wasi_nn::wit::add_to_linker(linker, |s: &mut InstanceState| {
+            wasmtime_wasi_nn::wit::WasiNnView::new(&mut s.models.table, &mut s.models.nn)
+        })?;
         Ok(())
     }
 
@@ -125,60 +135,10 @@ impl Capability for Models {
         for name in &component.ai_models {
             models.insert(name.clone(), self.model(name)?);
         }
-        Ok(Allowed { models: Arc::new(models) })
+        Ok(Allowed { graphs: wasi_nn::Graphs::new(&models), models: Arc::new(models) })
     }
 
-    fn prepare(&self, allowed: &Allowed, _: Purpose) -> Result<Allowed> {
-        Ok(allowed.clone())
-    }
-}
-
-/// `generate-embeddings` for a component allowed `allowed`: checks the
-/// model and the batch, then embeds on the calling thread.
-pub fn generate_embeddings(allowed: &Allowed, model: &str, texts: &[String]) -> Result<EmbeddingsResult, Error> {
-    let Some(encoder) = allowed.get(model) else {
-        let granted: Vec<&str> = allowed.models.keys().map(String::as_str).collect();
-        let granted = if granted.is_empty() { "none".to_string() } else { granted.join(", ") };
-        return Err(Error::InvalidInput(format!(
-            "this component may not use model `{model}` (its ai_models: {granted}); add it to `ai_models` \
-             of the component in spin.toml, with the model under the host's ai_models_dir"
-        )));
-    };
-    if texts.is_empty() {
-        return Err(Error::InvalidInput("no texts to embed: send at least one".into()));
-    }
-    if texts.len() > MAX_TEXTS_PER_CALL {
-        return Err(Error::InvalidInput(format!(
-            "{} texts in one call; at most {MAX_TEXTS_PER_CALL}: split the batch",
-            texts.len()
-        )));
-    }
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tokens: usize = match encoder.tokenize(&texts) {
-        Ok(t) => t.real_tokens(),
-        Err(e) => return Err(Error::RuntimeError(e.to_string())),
-    };
-    let embeddings =
-        encode_bucketed(encoder.as_ref(), &texts, BATCH, |_| {}).map_err(|e| Error::RuntimeError(e.to_string()))?;
-    Ok(EmbeddingsResult { embeddings, usage: EmbeddingsUsage { prompt_token_count: tokens as u32 } })
-}
-
-impl Host for Allowed {
-    fn infer(
-        &mut self,
-        _model: String,
-        _prompt: String,
-        _params: Option<InferencingParams>,
-    ) -> wasmtime::Result<Result<InferencingResult, Error>> {
-        // This host serves embedding models only.
-        Ok(Err(Error::ModelNotSupported))
-    }
-
-    fn generate_embeddings(
-        &mut self,
-        model: String,
-        text: Vec<String>,
-    ) -> wasmtime::Result<Result<EmbeddingsResult, Error>> {
-        Ok(generate_embeddings(self, &model, &text))
+    fn prepare(&self, allowed: &Allowed, _: Purpose) -> Result<ModelsState> {
+        Ok(ModelsState { allowed: allowed.clone(), nn: wasi_nn::context(allowed), table: ResourceTable::new() })
     }
 }
