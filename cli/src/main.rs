@@ -7,6 +7,7 @@
 //! Run `edgerec --help` for the commands; `README.md` shows the whole flow.
 
 mod bundles;
+mod check_encoder;
 mod encoding;
 mod eval;
 mod eval_ads;
@@ -64,6 +65,8 @@ enum Command {
     EvalAds(eval_ads::Args),
     /// Check a model bundle's files against its manifest.
     Verify(verify::Args),
+    /// Run an encoder on every engine here (the GPU where there is one): parity and texts per second.
+    CheckEncoder(check_encoder::Args),
     /// Serve the functions of a Spin manifest (SIGHUP reloads it).
     Serve(Box<serve::Args>),
     /// Bearer tokens of a private host: create, revoke, list.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::TrainAds(args) => train_ads::run(args),
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::CheckEncoder(args) => check_encoder::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Tokens(args) => tokens::run(args),
         Command::Keys(args) => keys::run(args),

@@ -13,8 +13,8 @@ use edgerec_core::score::dot;
 use edgerec_host::config::{HostConfig, Settings};
 use edgerec_host::server::Server;
 use edgerec_tests::{
-    Host, ai_models_dir, available, component, demo_bundle, encoder_dir, host_encoder_dir, onnxruntime_library, repo,
-    require, tract_bundle,
+    Host, ai_models_dir, available, component, demo_bundle, edgerec_bin, encoder_dir, host_encoder_dir,
+    onnxruntime_library, repo, require, tract_bundle,
 };
 use serde_json::{Value, json};
 
@@ -391,4 +391,33 @@ fn search_through_wasi_nn_ranks_as_through_llm() {
     assert_eq!(reply.status, 503, "{}", reply.body);
     let message = reply.error_message();
     assert!(message.contains("encoder `wasi-nn`") && message.contains("all-minilm-l6-v2"), "{message}");
+}
+
+/// What `scripts/gpu-check` runs: every engine here, parity with the CPU
+/// engine, a rate; without a GPU it says it fell back to the CPU. A wrong
+/// `--data` is a one-line error naming it.
+#[test]
+fn check_encoder_compares_every_engine_and_names_a_bad_data_dir() {
+    require!(edgerec_bin(), host_encoder_dir(), repo().join("data/online-retail/prepared/catalog.csv"));
+    let run = |data: &str| {
+        std::process::Command::new(edgerec_bin())
+            .current_dir(repo())
+            .args(["check-encoder", "--data", data, "--peak-tflops", "67"])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run("data/online-retail/prepared");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("engine chosen automatically: "), "{stdout}");
+    let gpu = stdout.contains("engine chosen automatically: onnxruntime-cuda");
+    assert!(gpu || stdout.contains("fell back to the CPU"), "{stdout}");
+    assert!(stdout.contains("parity ") && stdout.contains("worst cosine"), "{stdout}");
+    assert!(stdout.contains("texts/s") && stdout.contains("% of 67 TFLOP/s"), "{stdout}");
+
+    let out = run("no/such/dir");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--data no/such/dir") && stderr.lines().count() <= 3, "{stderr}");
 }
