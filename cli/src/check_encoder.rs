@@ -45,8 +45,8 @@ fn flops_per_token(dims: usize, layers: usize) -> f64 {
 /// Runs the check and prints its report.
 pub fn run(args: Args) -> Result<()> {
     let dir = args.encoder.dir()?;
-    let catalog = edgerec_core::data::read_catalog(&args.data)
-        .with_context(|| format!("--data {}", args.data.display()))?;
+    let catalog =
+        edgerec_core::data::read_catalog(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
     let texts: Vec<&str> = catalog.iter().map(|c| c.text.as_str()).collect();
     if texts.is_empty() {
         bail!("--data {}: the catalog has no items", args.data.display());

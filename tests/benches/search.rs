@@ -8,6 +8,8 @@
 //!   encoding through Spin's llm interface (the default);
 //! - **host, `llm`, loaded per request**: the same without the snapshot
 //!   (`preinit = false`: what `spin up` does);
+//! - **host, `wasi-nn`**: the `search_wasi_nn` build variant on the same
+//!   bundle (the component tokenizes and pools, the host runs the graph);
 //! - **host, `tract` in the component**: `examples/spin-tract.toml`
 //!   (paraphrase-MiniLM-L3-v2 inside the component, the path before the host
 //!   held models).
@@ -109,6 +111,29 @@ fn hosted(manifest: &Path, preinit: bool, history: bool, rounds: usize) -> (Vec<
     (wall, parts)
 }
 
+/// An app of the `search_wasi_nn` variant on the demo bundle, the model's
+/// tokenizer mounted, the models directory of `spin.toml`.
+fn wasi_nn_app() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"search\"\n\
+         [[trigger.http]]\nroute = \"/api/search\"\ncomponent = \"search\"\n\
+         [component.search]\nsource = \"{}\"\n\
+         files = [{{ source = \"bundle\", destination = \"/bundle\" }}, {{ source = \"encoder\", destination = \"/encoder\" }}]\n\
+         ai_models = [\"all-minilm-l6-v2\"]\nvariables = {{ encoder = \"wasi-nn\" }}\n",
+        edgerec_tests::component("search_wasi_nn").display(),
+    );
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    std::os::unix::fs::symlink(demo_bundle(), dir.path().join("bundle")).unwrap();
+    std::os::unix::fs::symlink(host_encoder_dir(), dir.path().join("encoder")).unwrap();
+    std::os::unix::fs::symlink(repo().join(".spin"), dir.path().join(".spin")).unwrap();
+    if onnxruntime_library().exists() {
+        std::fs::create_dir_all(dir.path().join(".edgerec/lib")).unwrap();
+        std::os::unix::fs::symlink(onnxruntime_library(), dir.path().join(".edgerec/lib/libonnxruntime.so")).unwrap();
+    }
+    dir
+}
+
 fn main() {
     let library = onnxruntime_library();
     if library.exists() {
@@ -117,9 +142,11 @@ fn main() {
     let rounds = 25;
     let (native_total, native_encode, engine) = native(rounds);
     let spin = repo().join("spin.toml");
+    let wasi_nn = wasi_nn_app();
     let runs = [
         ("host, `llm`, pre-initialized", hosted(&spin, true, true, rounds)),
         ("host, `llm`, loaded per request", hosted(&spin, false, true, 3)),
+        ("host, `wasi-nn`, pre-initialized", hosted(&wasi_nn.path().join("spin.toml"), true, true, rounds)),
         (
             "host, `tract` in the component (L3), pre-initialized",
             hosted(&repo().join("examples/spin-tract.toml"), true, true, rounds),
