@@ -19,7 +19,7 @@
 //! | [`outbound_http`] | `wasi:http` types for the handler; outgoing requests denied |
 //! | [`key_value`] | Spin's `fermyon:spin/key-value@2.0.0`, on redb |
 //! | [`variables`] | Spin's `fermyon:spin/variables@2.0.0`: the component's `variables` |
-//! | [`models`] | Spin's `fermyon:spin/llm@2.0.0`: text embeddings by host-held models, per `ai_models` |
+//! | [`models`] | the host's text encoders, per `ai_models`: Spin's `fermyon:spin/llm@2.0.0` embeddings and `wasi:nn` graphs |
 //! | [`limits`] | memory limit and deadline of each instance |
 
 pub mod files;
