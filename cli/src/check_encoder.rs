@@ -101,8 +101,9 @@ pub fn run(args: Args) -> Result<()> {
 /// second and real tokens per text.
 fn time(encoder: &dyn TextEncoder, texts: &[&str], batch: usize) -> Result<(Vec<Vec<f32>>, f64, f64)> {
     encoder.encode_batch(&texts[..texts.len().min(batch)])?;
-    let tokens = encoder.tokenize(texts)?.real_tokens() as f64 / texts.len() as f64;
+    let mut tokens = 0;
     let started = Instant::now();
-    let vectors = encode_bucketed(encoder, texts, batch, |_| {})?;
-    Ok((vectors, texts.len() as f64 / started.elapsed().as_secs_f64(), tokens))
+    let vectors = encode_bucketed(encoder, texts, batch, |done| tokens += done.real_tokens())?;
+    let per_text = tokens as f64 / texts.len() as f64;
+    Ok((vectors, texts.len() as f64 / started.elapsed().as_secs_f64(), per_text))
 }

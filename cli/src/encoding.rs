@@ -85,7 +85,7 @@ fn encode_with_progress(encoder: &dyn TextEncoder, texts: &[&str], batch_size: u
         ProgressStyle::with_template(&format!("{label} {{bar:40}} {{pos}}/{{len}} texts  {{per_sec}}  eta {{eta}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let vectors = encode_bucketed(encoder, texts, batch_size, |n| bar.inc(n as u64))?;
+    let vectors = encode_bucketed(encoder, texts, batch_size, |done| bar.inc(done.batch as u64))?;
     bar.finish_and_clear();
     Ok(vectors.into_iter().flatten().collect())
 }

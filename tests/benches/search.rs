@@ -29,18 +29,8 @@ use edgerec_core::recommend::{resolve, user_vector};
 use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower};
 use edgerec_host::config::Settings;
-use edgerec_tests::{Host, demo_bundle, host_encoder_dir, onnxruntime_library, repo};
+use edgerec_tests::{Host, SEARCH_QUERIES as QUERIES, demo_bundle, host_encoder_dir, onnxruntime_library, repo};
 
-const QUERIES: [&str; 8] = [
-    "red heart mug",
-    "christmas decorations for the tree",
-    "jumbo bag",
-    "vintage tea set with saucers",
-    "something to drink coffee from",
-    "pink polkadot lunch box",
-    "glass candle holder",
-    "paper party bunting",
-];
 const HISTORY: [&str; 2] = ["85099B", "20725"];
 
 fn p(mut v: Vec<f64>, q: f64) -> f64 {

@@ -11,22 +11,34 @@ fn spin_accepts(export: &str) -> bool {
     export.starts_with("wasi:http/incoming-handler@0.2.") || export == "wasi:http/handler@0.3.0-rc-2026-03-15"
 }
 
-fn top_level_exports(wasm: &[u8]) -> Vec<String> {
+/// The names a component imports and exports at its top level (nested
+/// modules and components have their own).
+struct TopLevel {
+    imports: Vec<String>,
+    exports: Vec<String>,
+}
+
+fn top_level(wasm: &[u8]) -> TopLevel {
     let mut depth = 0usize;
-    let mut exports = Vec::new();
+    let mut names = TopLevel { imports: Vec::new(), exports: Vec::new() };
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.expect("component parses") {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    names.imports.push(import.expect("import reads").name.name.to_string());
+                }
+            }
             Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    exports.push(export.expect("export reads").name.name.to_string());
+                    names.exports.push(export.expect("export reads").name.name.to_string());
                 }
             }
             _ => {}
         }
     }
-    exports
+    names
 }
 
 #[test]
@@ -134,7 +146,7 @@ fn components_import_only_what_spin_4_links() {
     for name in ["recommend", "search", "ad-score", "cold-start", "ai-probe"] {
         require!(component(name));
         let wasm = std::fs::read(component(name)).unwrap();
-        for import in top_level_imports(&wasm) {
+        for import in top_level(&wasm).imports {
             let linked = (import.starts_with("wasi:") && import.contains("@0.2.") && !import.starts_with("wasi:nn"))
                 || (import.starts_with("fermyon:spin/") && import.ends_with("@2.0.0"))
                 || (import.starts_with("spin:") && import.contains("@3.0.0"));
@@ -149,27 +161,9 @@ fn components_import_only_what_spin_4_links() {
 fn the_wasi_nn_variants_import_wasi_nn() {
     for name in ["search_wasi_nn", "ad-score_wasi_nn", "cold-start_wasi_nn"] {
         require!(component(name));
-        let imports = top_level_imports(&std::fs::read(component(name)).unwrap());
+        let imports = top_level(&std::fs::read(component(name)).unwrap()).imports;
         assert!(imports.iter().any(|i| i.starts_with("wasi:nn/graph@")), "{name} imports {imports:?}");
     }
-}
-
-fn top_level_imports(wasm: &[u8]) -> Vec<String> {
-    let mut depth = 0usize;
-    let mut imports = Vec::new();
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.expect("component parses") {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(section) if depth == 0 => {
-                for import in section {
-                    imports.push(import.expect("import reads").name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    imports
 }
 
 /// Each component exports one HTTP handler Spin runs and, besides it, at
@@ -181,7 +175,7 @@ fn components_export_a_wasi_http_version_spin_runs() {
     for name in names {
         require!(component(name));
         let wasm = std::fs::read(component(name)).unwrap();
-        let exports = top_level_exports(&wasm);
+        let exports = top_level(&wasm).exports;
         let handlers = exports.iter().filter(|e| spin_accepts(e)).count();
         assert_eq!(handlers, 1, "{name} exports {exports:?}");
         for export in &exports {

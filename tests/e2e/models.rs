@@ -13,8 +13,8 @@ use edgerec_core::score::dot;
 use edgerec_host::config::{HostConfig, Settings};
 use edgerec_host::server::Server;
 use edgerec_tests::{
-    Host, ai_models_dir, available, component, demo_bundle, edgerec_bin, encoder_dir, host_encoder_dir,
-    onnxruntime_library, repo, require, tract_bundle,
+    Host, SEARCH_QUERIES as QUERIES, ai_models_dir, available, component, demo_bundle, edgerec_bin, encoder_dir,
+    host_encoder_dir, onnxruntime_library, repo, require, tract_bundle,
 };
 use serde_json::{Value, json};
 
@@ -175,17 +175,6 @@ fn a_component_listing_a_model_the_host_lacks_is_refused_at_start() {
     let err = format!("{err:#}");
     assert!(err.contains("model `no-such-model` is not at") && err.contains("models/no-such-model"), "{err}");
 }
-
-const QUERIES: [&str; 8] = [
-    "red heart mug",
-    "christmas decorations for the tree",
-    "jumbo bag",
-    "vintage tea set with saucers",
-    "something to drink coffee from",
-    "pink polkadot lunch box",
-    "glass candle holder",
-    "paper party bunting",
-];
 
 /// A search app on `bundle`; with the in-component encoder (the `tract`
 /// build variant, the encoder mounted) or not; `component_extra` completes

@@ -67,6 +67,19 @@ pub fn tract_bundle() -> PathBuf {
     repo().join("models/online-retail-l3/1")
 }
 
+/// Queries on the demo catalog that the search tests and benchmark run:
+/// exact titles, words no title uses, colours, materials, occasions.
+pub const SEARCH_QUERIES: [&str; 8] = [
+    "red heart mug",
+    "christmas decorations for the tree",
+    "jumbo bag",
+    "vintage tea set with saucers",
+    "something to drink coffee from",
+    "pink polkadot lunch box",
+    "glass candle holder",
+    "paper party bunting",
+];
+
 /// The team's shared data folder (`../shared/data` beside the repository).
 pub fn shared_data() -> PathBuf {
     repo().join("../shared/data")

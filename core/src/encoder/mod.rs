@@ -317,13 +317,13 @@ pub trait TextEncoder: Send + Sync {
 
 /// Embeds many texts in batches of similar length (sorted by length, each
 /// batch pads only to its own longest text), calling `progress` with the
-/// size of each finished batch; the vectors come back in the order of
-/// `texts`.
+/// tokens of each finished batch (its size, its real token count); the
+/// vectors come back in the order of `texts`.
 pub fn encode_bucketed(
     encoder: &dyn TextEncoder,
     texts: &[&str],
     batch_size: usize,
-    mut progress: impl FnMut(usize),
+    mut progress: impl FnMut(&Tokens),
 ) -> Result<Vec<Vec<f32>>> {
     // Byte length is a close, free stand-in for token length.
     let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -331,10 +331,11 @@ pub fn encode_bucketed(
     let mut out = vec![Vec::new(); texts.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-        for (&i, embedding) in chunk.iter().zip(encoder.encode_batch(&batch)?) {
+        let tokens = encoder.tokenize(&batch)?;
+        for (&i, embedding) in chunk.iter().zip(encoder.embed(&tokens)?) {
             out[i] = embedding;
         }
-        progress(chunk.len());
+        progress(&tokens);
     }
     Ok(out)
 }

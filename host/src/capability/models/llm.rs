@@ -55,12 +55,9 @@ pub fn generate_embeddings(allowed: &Allowed, model: &str, texts: &[String]) -> 
         )));
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tokens: usize = match encoder.tokenize(&texts) {
-        Ok(t) => t.real_tokens(),
-        Err(e) => return Err(Error::RuntimeError(e.to_string())),
-    };
-    let embeddings =
-        encode_bucketed(encoder.as_ref(), &texts, BATCH, |_| {}).map_err(|e| Error::RuntimeError(e.to_string()))?;
+    let mut tokens = 0;
+    let embeddings = encode_bucketed(encoder.as_ref(), &texts, BATCH, |batch| tokens += batch.real_tokens())
+        .map_err(|e| Error::RuntimeError(e.to_string()))?;
     Ok(EmbeddingsResult { embeddings, usage: EmbeddingsUsage { prompt_token_count: tokens as u32 } })
 }
 
