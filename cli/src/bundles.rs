@@ -54,6 +54,7 @@ pub fn new_manifest(name: String, version: String, dims: usize, encoder: Encoder
         items,
         metrics: Default::default(),
         files: Default::default(),
+        lineage: None,
     }
 }
 

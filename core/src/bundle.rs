@@ -56,6 +56,32 @@ pub struct Manifest {
     pub metrics: BTreeMap<String, serde_json::Value>,
     /// sha256 (hex) of every file in the bundle, by file name.
     pub files: BTreeMap<String, String>,
+    /// Where an updated version came from (`edgerec update`); absent for a
+    /// bundle trained or indexed from scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// What an update started from and learned on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    /// The version it was warm-started from (a full retrain names the version it replaces).
+    pub parent: String,
+    /// `incremental` (warm start, new events plus a replay sample) or `full` (from scratch).
+    pub kind: String,
+    /// New events learned from: those at or after this time (RFC 3339)...
+    pub events_from: String,
+    /// ...and before this one, where the held-out gate window starts.
+    pub events_to: String,
+    /// End of the gate window (the newest event's time).
+    pub gate_to: String,
+    /// Training examples from the new events.
+    pub new_examples: usize,
+    /// Older examples replayed beside them.
+    pub replayed_examples: usize,
+    /// Items added through /api/items/cold-start and folded into the catalog.
+    pub new_items: usize,
 }
 
 /// Which encoder produced a bundle's embeddings, and how.
@@ -214,6 +240,7 @@ mod tests {
             items: 0,
             metrics: BTreeMap::new(),
             files: BTreeMap::new(),
+            lineage: None,
         }
     }
 

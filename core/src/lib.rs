@@ -16,6 +16,7 @@
 //! | [`train`] (candle two-tower fine-tuning), [`report`] (HTML) | `train` | host (`edgerec train/eval`) |
 //! | `ads::fit` (Upworthy A/B tests: split, fit, metrics), `search::eval` (Home Depot) | `data` | host (`edgerec train-ads`, `eval-search`) |
 
+pub mod ab;
 pub mod ads;
 pub mod api;
 pub mod bundle;
@@ -37,5 +38,8 @@ pub mod search;
 pub mod tower;
 #[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
+pub mod update;
+pub mod versions;
 
 pub use error::{Error, Result};

@@ -152,21 +152,24 @@ struct Example {
     target: ItemIdx,
 }
 
+/// Histories (newest first), and examples with the unix time of their step.
+type Examples = (Vec<Vec<ItemIdx>>, Vec<(Example, Option<i64>)>);
+
 /// Training examples from the training sequences: for every step after a
 /// user's first, each item not already in the history is a target, and
 /// the newest `max_history` distinct earlier items are its context.
-fn examples(data: &Dataset, max_history: usize) -> (Vec<Vec<ItemIdx>>, Vec<Example>) {
+fn examples(data: &Dataset, max_history: usize) -> Examples {
     let mut contexts = Vec::new();
     let mut out = Vec::new();
     for seq in data.train_sequences() {
         let mut history: Vec<ItemIdx> = Vec::new(); // newest first, distinct
-        for (_, items) in &seq {
+        for (ts, items) in &seq {
             if !history.is_empty() {
                 let targets: Vec<ItemIdx> = items.iter().copied().filter(|i| !history.contains(i)).collect();
                 if !targets.is_empty() {
                     let context = contexts.len() as u32;
                     contexts.push(history.iter().copied().take(max_history).collect());
-                    out.extend(targets.into_iter().map(|target| Example { context, target }));
+                    out.extend(targets.into_iter().map(|target| (Example { context, target }, *ts)));
                 }
             }
             for &i in items {
@@ -264,6 +267,30 @@ fn normal(rng: &mut ChaCha8Rng, n: usize, std: f32) -> Vec<f32> {
         .collect()
 }
 
+/// Where training starts and which examples it learns from: a fresh model
+/// on everything ([`Start::default`]), or an update of a serving version.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start<'a> {
+    /// Warm start from these towers (the serving version's) instead of the
+    /// zero-shot initialization.
+    pub towers: Option<(&'a UserTower, &'a ItemTower)>,
+    /// Learn only the targets of steps at or after this unix time (the
+    /// events since the serving version)...
+    pub since: Option<i64>,
+    /// ...plus `replay` older examples per new one, drawn at random once,
+    /// so the update does not forget what the older log taught.
+    pub replay: f64,
+}
+
+/// What an update's example selection kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selected {
+    /// Examples from steps at or after [`Start::since`].
+    pub new: usize,
+    /// Older examples replayed.
+    pub replayed: usize,
+}
+
 /// Fine-tunes the two towers on `data.split.train`, early-stopping on
 /// `data.valid`. `text` holds one `text_dims`-wide pretrained embedding per
 /// catalog item (row-major, catalog order).
@@ -272,8 +299,22 @@ pub fn train(
     text: &[f32],
     text_dims: usize,
     config: &TrainConfig,
-    mut progress: impl FnMut(Progress),
+    progress: impl FnMut(Progress),
 ) -> Result<Trained> {
+    train_from(data, text, text_dims, config, Start::default(), progress).map(|(trained, _)| trained)
+}
+
+/// [`train`] from `start`. With no validation cases it trains exactly
+/// `config.epochs` epochs and keeps the last (an update leaves the judging
+/// to its gate, on events it never trained on).
+pub fn train_from(
+    data: &Dataset,
+    text: &[f32],
+    text_dims: usize,
+    config: &TrainConfig,
+    start: Start<'_>,
+    mut progress: impl FnMut(Progress),
+) -> Result<(Trained, Selected)> {
     let started = Instant::now();
     let n = data.items();
     if text.len() != n * text_dims {
@@ -283,14 +324,28 @@ pub fn train(
         return Err(Error::Train("batch size ≥ 2, dims ≥ 1, max history ≥ 1 and temperature > 0 are required".into()));
     }
     let (contexts, all_examples) = examples(data, config.max_history);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let (all_examples, selected) = match start.since {
+        None => {
+            let n = all_examples.len();
+            (all_examples.into_iter().map(|(e, _)| e).collect::<Vec<_>>(), Selected { new: n, replayed: 0 })
+        }
+        Some(since) => {
+            let (new, mut old): (Vec<_>, Vec<_>) =
+                all_examples.into_iter().partition(|(_, ts)| ts.is_some_and(|t| t >= since));
+            old.shuffle(&mut rng);
+            let keep = ((new.len() as f64 * start.replay.max(0.0)).round() as usize).min(old.len());
+            let selected = Selected { new: new.len(), replayed: keep };
+            (new.into_iter().chain(old.into_iter().take(keep)).map(|(e, _)| e).collect(), selected)
+        }
+    };
     if all_examples.is_empty() {
-        return Err(Error::Train("no training examples: every user has a single step in the training window".into()));
-    }
-    if data.valid.is_empty() {
-        return Err(Error::Train("no validation cases to early-stop on; widen the validation window".into()));
+        return Err(Error::Train(match start.since {
+            Some(_) => "no new training examples since the serving version: nothing to learn".into(),
+            None => "no training examples: every user has a single step in the training window".into(),
+        }));
     }
     let dev = Device::Cpu;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let per_epoch = config.max_examples_per_epoch.unwrap_or(usize::MAX).min(all_examples.len());
     // A data set smaller than one batch trains in one full batch.
     let (d, l, b) = (config.dims, config.max_history, config.batch_size.min(per_epoch).max(2));
@@ -302,20 +357,40 @@ pub fn train(
     let total: f64 = all_examples.len() as f64;
     let log_q: Vec<f32> = target_counts.iter().map(|&c| ((c.max(0.5)) / total).ln() as f32).collect();
 
+    let warm = match start.towers {
+        Some((user, item)) => Some(warm_weights(user, item, text_dims, d, l)?),
+        None => None,
+    };
+    let fresh_w_item = normal(&mut rng, text_dims * d, 1.0 / (d as f32).sqrt());
     let model = Model {
         text: Tensor::from_slice(text, (n, text_dims), &dev).map_err(err)?,
-        w_item: Var::from_vec(normal(&mut rng, text_dims * d, 1.0 / (d as f32).sqrt()), (text_dims, d), &dev)
+        w_item: Var::from_vec(warm.as_ref().map_or(fresh_w_item, |w| w.w_item.clone()), (text_dims, d), &dev)
             .map_err(err)?,
-        b_item: Var::zeros(d, DType::F32, &dev).map_err(err)?,
+        b_item: match &warm {
+            Some(w) => Var::from_vec(w.b_item.clone(), d, &dev),
+            None => Var::zeros(d, DType::F32, &dev),
+        }
+        .map_err(err)?,
         id: if config.id_embeddings { Some(Var::zeros((n, d), DType::F32, &dev).map_err(err)?) } else { None },
         positions: Var::from_vec(
-            (0..l).map(|r| -std::f32::consts::LN_2 * r as f32 / HISTORY_HALF_LIFE).collect(),
+            match &warm {
+                Some(w) => w.positions.clone(),
+                None => (0..l).map(|r| -std::f32::consts::LN_2 * r as f32 / HISTORY_HALF_LIFE).collect(),
+            },
             l,
             &dev,
         )
         .map_err(err)?,
-        w_user: Var::from_tensor(&Tensor::eye(d, DType::F32, &dev).map_err(err)?).map_err(err)?,
-        b_user: Var::zeros(d, DType::F32, &dev).map_err(err)?,
+        w_user: match &warm {
+            Some(w) => Var::from_vec(w.w_user.clone(), (d, d), &dev),
+            None => Var::from_tensor(&Tensor::eye(d, DType::F32, &dev).map_err(err)?),
+        }
+        .map_err(err)?,
+        b_user: match &warm {
+            Some(w) => Var::from_vec(w.b_user.clone(), d, &dev),
+            None => Var::zeros(d, DType::F32, &dev),
+        }
+        .map_err(err)?,
     };
     let mut opt = AdamW::new(
         model.vars(),
@@ -323,7 +398,11 @@ pub fn train(
     )
     .map_err(err)?;
 
+    let early_stopping = !data.valid.is_empty();
     let validate = |model: &Model| -> Result<Report> {
+        if !early_stopping {
+            return Ok(Report::default());
+        }
         let (items, tower, _) = model.export().map_err(err)?;
         Ok(evaluate(&Embeddings { items, tower }, &data.valid, &data.cold))
     };
@@ -411,7 +490,10 @@ pub fn train(
         };
         progress(Progress::Epoch(stats.clone()));
         history.push(stats);
-        if valid.all.recall_20 > best.1 {
+        if !early_stopping {
+            best = (epoch, 0.0);
+            best_weights = model.snapshot().map_err(err)?;
+        } else if valid.all.recall_20 > best.1 {
             best = (epoch, valid.all.recall_20);
             best_weights = model.snapshot().map_err(err)?;
         } else if epoch - best.0 >= config.patience {
@@ -420,7 +502,7 @@ pub fn train(
     }
     model.restore(&best_weights).map_err(err)?;
     let (item_vectors, user_tower, item_tower) = model.export().map_err(err)?;
-    Ok(Trained {
+    let trained = Trained {
         item_vectors,
         user_tower,
         item_tower,
@@ -428,6 +510,37 @@ pub fn train(
         best_epoch: best.0,
         examples: per_epoch,
         seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((trained, selected))
+}
+
+/// A serving version's towers as starting weights.
+struct Warm {
+    w_item: Vec<f32>,
+    b_item: Vec<f32>,
+    positions: Vec<f32>,
+    w_user: Vec<f32>,
+    b_user: Vec<f32>,
+}
+
+fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, l: usize) -> Result<Warm> {
+    if item.text_dims != text_dims || item.dims != d || user.dims != d {
+        return Err(Error::Train(format!(
+            "the serving towers are {}→{} wide and the update asks {text_dims}→{d}; a full retrain changes widths",
+            item.text_dims, item.dims
+        )));
+    }
+    // A shorter or longer history window keeps the positions both know;
+    // new positions continue the last one's weight.
+    let last = user.position_logits.last().copied().unwrap_or(0.0);
+    let positions = (0..l).map(|r| user.position_logits.get(r).copied().unwrap_or(last)).collect();
+    let eye = || (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
+    Ok(Warm {
+        w_item: item.weight.clone(),
+        b_item: item.bias.clone(),
+        positions,
+        w_user: user.weight.clone().unwrap_or_else(eye),
+        b_user: user.bias.clone().unwrap_or_else(|| vec![0.0; d]),
     })
 }
 
