@@ -119,6 +119,11 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub placement: std::collections::BTreeMap<String, Placement>,
+    /// Per model (by name, the directory `models/<name>` its functions
+    /// mount): updates and A/B tests (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, ModelSettings>,
     /// The directory of the `--config` file (set by [`Settings::read`]).
     #[arg(skip)]
     #[serde(skip)]
@@ -133,6 +138,76 @@ pub struct Placement {
     pub edge: String,
     /// How long to wait for the edge before answering locally (10 to 60000 ms).
     pub deadline_ms: u64,
+}
+
+/// `[models.<name>]`: how a model keeps learning and what it A/B tests.
+///
+/// ```toml
+/// [models.online-retail]
+/// data = "../data/online-retail/prepared"  # the log it was first trained on (private)
+/// update_every = "1d"                       # scheduled update: 30m, 6h, 1d (private)
+/// gate_metric = "recall@20"                 # or ndcg@10
+/// gate_margin = 0.01                        # promote unless 1% worse than serving
+/// gate_days = 7                             # newest days held out for the gate
+/// challenger = "4"                          # serve version 4 ...
+/// challenger_share = 0.1                    # ... to 10% of shoppers
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// The prepared base log updates read (relative to the config file).
+    pub data: Option<PathBuf>,
+    /// How often the private host updates the model (`30m`, `6h`, `1d`).
+    pub update_every: Option<String>,
+    /// The gate's metric.
+    pub gate_metric: Option<String>,
+    /// The gate's margin (share of the serving version's metric).
+    pub gate_margin: Option<f64>,
+    /// Days held out for the gate.
+    pub gate_days: Option<f64>,
+    /// Older examples replayed per new one.
+    pub replay: Option<f64>,
+    /// Training epochs of an update.
+    pub epochs: Option<usize>,
+    /// A version served to a share of shoppers beside the serving one.
+    pub challenger: Option<String>,
+    /// That share, in (0, 1).
+    pub challenger_share: Option<f64>,
+}
+
+impl ModelSettings {
+    /// `update_every` as a duration; names the setting when it is malformed.
+    pub fn update_interval(&self, name: &str) -> Result<Option<Duration>> {
+        let Some(text) = self.update_every.as_deref() else { return Ok(None) };
+        let (number, unit) =
+            text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+        let seconds = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => 0,
+        };
+        match number.parse::<u64>() {
+            Ok(n) if n > 0 && seconds > 0 && n * seconds >= 10 => Ok(Some(Duration::from_secs(n * seconds))),
+            _ => bail!(
+                "models.\"{name}\".update_every `{text}`: expected a number and s, m, h or d, at least 10s, e.g. \"6h\""
+            ),
+        }
+    }
+
+    fn validate(&self, name: &str) -> Result<()> {
+        self.update_interval(name)?;
+        match (&self.challenger, self.challenger_share) {
+            (Some(_), Some(share)) if share > 0.0 && share < 1.0 => {}
+            (Some(_), _) => {
+                bail!("models.\"{name}\".challenger needs challenger_share, a share between 0 and 1 (e.g. 0.1)")
+            }
+            (None, Some(_)) => bail!("models.\"{name}\".challenger_share is set without a challenger version"),
+            (None, None) => {}
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -155,6 +230,13 @@ impl Settings {
         {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
+            }
+        }
+        for model in settings.models.values_mut() {
+            if let Some(data) = &mut model.data
+                && data.is_relative()
+            {
+                *data = base.join(&*data);
             }
         }
         settings.config_dir = Some(base.to_path_buf());
@@ -181,6 +263,7 @@ impl Settings {
             rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
             history_limit: self.history_limit.or(lower.history_limit),
             placement: if self.placement.is_empty() { lower.placement } else { self.placement },
+            models: if self.models.is_empty() { lower.models } else { self.models },
             config_dir: self.config_dir.or(lower.config_dir),
         }
     }
@@ -287,6 +370,8 @@ pub struct HostConfig {
     pub onnxruntime: PathBuf,
     /// The private zone's settings (zone `private` only).
     pub private: Option<PrivateConfig>,
+    /// `[models.<name>]`, validated.
+    pub models: std::collections::BTreeMap<String, ModelSettings>,
 }
 
 impl HostConfig {
@@ -306,6 +391,15 @@ impl HostConfig {
         }
         let app_dir = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let zone = settings.zone.unwrap_or_default();
+        for (name, model) in &settings.models {
+            model.validate(name)?;
+            if zone == Zone::Edge && (model.update_every.is_some() || model.data.is_some()) {
+                bail!(
+                    "models.\"{name}\": update_every and data are private-zone settings (updates read the users' \
+                     feedback), and this host is an edge"
+                );
+            }
+        }
         let private = match zone {
             Zone::Private => Some(PrivateConfig::new(&settings, manifest)?),
             Zone::Edge => {
@@ -339,6 +433,7 @@ impl HostConfig {
                 .onnxruntime
                 .unwrap_or_else(|| app_dir.join(edgerec_core::encoder::onnx_runtime::DEFAULT_LIBRARY)),
             private,
+            models: settings.models,
         })
     }
 

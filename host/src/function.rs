@@ -30,6 +30,9 @@ pub struct Function {
     pub models: Vec<ModelRef>,
     /// Whether it serves from a pre-initialized snapshot.
     pub preinitialized: bool,
+    /// Linear memory an instance starts with, bytes: after `preinit`, what
+    /// loading its bundle took (the edge's memory limit applies to it).
+    pub memory_bytes: u64,
     /// Whether its compiled code came from the cache.
     pub compiled_from: LoadedFrom,
     /// What each capability keeps for it.
@@ -130,6 +133,8 @@ fn load_inner(runtime: &Runtime, component: &manifest::Component) -> Result<Func
         let key = edgerec_core::bundle::sha256_hex(&wasm);
         runtime.cache().component(engine, &key, &format!("`{id}`"), || Ok(wasm))?
     };
+    // In 64 KiB pages: the largest memory any of its core modules starts with.
+    let memory_bytes = compiled.resources_required().and_then(|r| r.max_initial_memory_size).unwrap_or_default() << 16;
     let pre = runtime
         .linker()
         .instantiate_pre(&compiled)
@@ -140,5 +145,5 @@ fn load_inner(runtime: &Runtime, component: &manifest::Component) -> Result<Func
     let how = if from == LoadedFrom::Cache { "loaded from cache" } else { "compiled" };
     let snapshot = if preinitialized { ", pre-initialized" } else { "" };
     tracing::info!("component `{id}` {how}{snapshot} in {:.1?}", started.elapsed());
-    Ok(Function { id: id.clone(), fingerprint, models, preinitialized, compiled_from: from, states, pre })
+    Ok(Function { id: id.clone(), fingerprint, models, preinitialized, memory_bytes, compiled_from: from, states, pre })
 }

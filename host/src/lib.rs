@@ -29,6 +29,7 @@ pub mod cache;
 pub mod capability;
 pub mod config;
 pub mod function;
+pub mod lifecycle;
 pub mod manifest;
 pub mod metrics;
 pub mod preinit;

@@ -328,7 +328,11 @@ impl App {
                         !Path::new(source).is_absolute(),
                         "component `{id}`: files source `{source}` must be relative to spin.toml"
                     );
-                    files.push((base.join(source), destination.clone()));
+                    // A mount of models/<name>/<version> serves the version
+                    // the model's version log promoted, where it has one.
+                    let source = edgerec_core::versions::resolve_mount(&base.join(source))
+                        .with_context(|| format!("component `{id}`: files source `{source}`"))?;
+                    files.push((source, destination.clone()));
                 }
                 RawFileMount::Pattern(p) => bail!(
                     "component `{id}`: files pattern `{p}` is not supported by this host; \

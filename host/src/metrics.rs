@@ -9,6 +9,8 @@
 //! | `edgerec_feedback_events_total` | type |
 //! | `edgerec_model_impressions_total`, `edgerec_model_clicks_total` | name, version |
 //! | `edgerec_model_click_through_rate` (clicks / impressions) | name, version |
+//! | `edgerec_model_ab_p_value` (two-sided z-test of the two versions with the most impressions) | name, versions |
+//! | `edgerec_model_updates_total` | name, decision (`promoted`, `rejected`) |
 //!
 //! Labels only take values the host knows (route patterns of the manifest,
 //! served model versions), never what a client sends, so a caller cannot
@@ -69,6 +71,21 @@ pub struct Metrics {
     impressions: Family<ModelLabels, Counter>,
     clicks: Family<ModelLabels, Counter>,
     click_through: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    ab_p_value: Family<AbLabels, Gauge<f64, AtomicU64>>,
+    updates: Family<UpdateLabels, Counter>,
+    arms: std::sync::Mutex<std::collections::BTreeMap<(String, String), edgerec_core::ab::Arm>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AbLabels {
+    name: String,
+    versions: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpdateLabels {
+    name: String,
+    decision: String,
 }
 
 impl Metrics {
@@ -97,7 +114,18 @@ impl Metrics {
             "Clicks over impressions per model version",
             click_through.clone(),
         );
+        let ab_p_value = Family::<AbLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_ab_p_value",
+            "Two-sided p-value of the click-through difference between the two most shown versions",
+            ab_p_value.clone(),
+        );
+        let updates = Family::<UpdateLabels, Counter>::default();
+        registry.register("model_updates", "Model updates run by this host, by the gate's decision", updates.clone());
         Self {
+            ab_p_value,
+            updates,
+            arms: Default::default(),
             registry,
             zone: zone.to_string(),
             requests,
@@ -108,6 +136,12 @@ impl Metrics {
             clicks,
             click_through,
         }
+    }
+
+    /// Counts a model update by its gate's decision.
+    pub fn update(&self, name: &str, promoted: bool) {
+        let decision = if promoted { "promoted" } else { "rejected" };
+        self.updates.get_or_create(&UpdateLabels { name: name.into(), decision: decision.into() }).inc();
     }
 
     /// One answered request on `route` (a route pattern, or `unmatched`).
@@ -151,6 +185,24 @@ impl Metrics {
         };
         if shown > 0 {
             self.click_through.get_or_create(&labels).set(clicked as f64 / shown as f64);
+        }
+        if labels.name == "other" {
+            return;
+        }
+        let mut arms = self.arms.lock().unwrap_or_else(|p| p.into_inner());
+        arms.insert(
+            (labels.name.clone(), labels.version.clone()),
+            edgerec_core::ab::Arm { impressions: shown, clicks: clicked },
+        );
+        let mut versions: Vec<(&String, &edgerec_core::ab::Arm)> =
+            arms.iter().filter(|((name, _), _)| *name == labels.name).map(|((_, v), arm)| (v, arm)).collect();
+        versions.sort_by_key(|(_, arm)| std::cmp::Reverse(arm.impressions));
+        if let [(va, a), (vb, b), ..] = versions[..]
+            && let Some(test) = edgerec_core::ab::compare(*a, *b)
+        {
+            let (first, second) = if va < vb { (va, vb) } else { (vb, va) };
+            let key = AbLabels { name: labels.name.clone(), versions: format!("{first},{second}") };
+            self.ab_p_value.get_or_create(&key).set(test.p_value);
         }
     }
 

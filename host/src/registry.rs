@@ -25,6 +25,73 @@ pub struct App {
     pub manifest: manifest::App,
     /// A function per component id.
     pub functions: BTreeMap<String, Arc<Function>>,
+    /// Per component id, the challenger of an A/B test (`[models.<name>]
+    /// challenger`): the same component with the challenger version mounted.
+    pub challengers: BTreeMap<String, Challenger>,
+}
+
+/// A challenger version served to a share of shoppers.
+pub struct Challenger {
+    /// The component with the challenger's bundle mounted.
+    pub function: Arc<Function>,
+    /// The experiment's name (`<model>/<challenger version>`), which keys the buckets.
+    pub experiment: String,
+    /// The share of shoppers it serves.
+    pub share: f64,
+}
+
+impl Challenger {
+    /// Whether the shopper `id` is in the challenger's bucket.
+    pub fn serves(&self, id: &str) -> bool {
+        edgerec_core::ab::bucket(&self.experiment, id) < self.share
+    }
+}
+
+/// The components that mount a model with a challenger, each rewritten to
+/// mount the challenger version, with the experiment and share.
+fn challenger_components(
+    app: &manifest::App,
+    models: &BTreeMap<String, crate::config::ModelSettings>,
+) -> Vec<(manifest::Component, String, f64)> {
+    let mut out = Vec::new();
+    for component in app.components.values() {
+        for (name, settings) in models {
+            let (Some(version), Some(share)) = (&settings.challenger, settings.challenger_share) else { continue };
+            let mut rewritten = component.clone();
+            let mut mounts_it = false;
+            for (source, _) in &mut rewritten.files {
+                let model_dir = source.parent().filter(|dir| dir.file_name().is_some_and(|n| n == name.as_str()));
+                if let Some(dir) = model_dir {
+                    *source = dir.join(version);
+                    mounts_it = true;
+                }
+            }
+            if mounts_it {
+                out.push((rewritten, format!("{name}/{version}"), share));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Loads the challengers of `app`, keeping those of `old` whose component is unchanged.
+fn load_challengers(runtime: &Runtime, app: &manifest::App, old: Option<&App>) -> Result<BTreeMap<String, Challenger>> {
+    let mut out = BTreeMap::new();
+    for (component, experiment, share) in challenger_components(app, &runtime.config().models) {
+        let previous = old.and_then(|o| o.challengers.get(&component.id));
+        let function = match previous
+            .filter(|c| function::fingerprint(runtime, &component).is_ok_and(|print| print == c.function.fingerprint))
+        {
+            Some(c) => c.function.clone(),
+            None => {
+                Arc::new(function::load(runtime, &component).with_context(|| format!("the challenger {experiment}"))?)
+            }
+        };
+        tracing::info!("A/B: `{}` serves {experiment} to {:.0}% of shoppers", component.id, share * 100.0);
+        out.insert(component.id.clone(), Challenger { function, experiment, share });
+    }
+    Ok(out)
 }
 
 impl App {
@@ -64,7 +131,8 @@ impl Registry {
         for (id, component) in &app.components {
             functions.insert(id.clone(), Arc::new(function::load(&runtime, component)?));
         }
-        let current = ArcSwap::from_pointee(App { manifest: app, functions });
+        let challengers = load_challengers(&runtime, &app, None)?;
+        let current = ArcSwap::from_pointee(App { manifest: app, functions, challengers });
         Ok(Self { runtime, manifest: manifest.to_path_buf(), current, reloading: Mutex::new(()) })
     }
 
@@ -114,7 +182,16 @@ impl Registry {
                 }
             }
         }
-        self.current.store(Arc::new(App { manifest: app, functions }));
+        let challengers = match load_challengers(&self.runtime, &app, Some(&old)) {
+            Ok(challengers) => challengers,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!("reload: {reason}; no challenger is served");
+                report.refused.push(("challenger".into(), reason));
+                BTreeMap::new()
+            }
+        };
+        self.current.store(Arc::new(App { manifest: app, functions, challengers }));
         tracing::info!(
             "reloaded {}: swapped {:?}, unchanged {:?}, refused {:?}",
             self.manifest.display(),

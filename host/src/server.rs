@@ -49,7 +49,17 @@ pub struct Server {
     /// The private zone's routes and user store (zone `private` only).
     private: Option<PrivateZone>,
     next_request: AtomicU64,
+    /// What runs model updates ([`crate::lifecycle`]), when installed.
+    pub(crate) updater: std::sync::OnceLock<Arc<crate::lifecycle::Updater>>,
+    /// Held while an update runs.
+    pub(crate) updating: Mutex<()>,
+    /// Whether the lifecycle threads run.
+    lifecycle: std::sync::Once,
 }
+
+/// The header a front end sends with a shopper's anonymous id, which
+/// buckets them in an A/B test of model versions.
+pub const ANONYMOUS_ID: &str = "x-edgerec-anonymous-id";
 
 /// The body of a request on its way to a function: as it arrived, or
 /// rewritten by the private zone.
@@ -75,7 +85,16 @@ impl Server {
         let private = config.private.as_ref().map(PrivateZone::open).transpose()?;
         let runtime = Arc::new(Runtime::new(config)?);
         let registry = Registry::load(runtime, manifest)?;
-        let server = Self { registry, cors_origin, metrics, private, next_request: AtomicU64::new(1) };
+        let server = Self {
+            registry,
+            cors_origin,
+            metrics,
+            private,
+            next_request: AtomicU64::new(1),
+            updater: std::sync::OnceLock::new(),
+            updating: Mutex::new(()),
+            lifecycle: std::sync::Once::new(),
+        };
         server.publish_models();
         Ok(server)
     }
@@ -93,13 +112,17 @@ impl Server {
     /// Sets `edgerec_model_info` from the functions the registry serves.
     fn publish_models(&self) {
         let app = self.registry.current();
-        self.metrics
-            .set_models(app.functions.iter().flat_map(|(id, f)| f.models.iter().map(move |m| (id.as_str(), m))));
+        let challengers = app.challengers.iter().map(|(id, c)| (id, &c.function));
+        self.metrics.set_models(
+            app.functions.iter().chain(challengers).flat_map(|(id, f)| f.models.iter().map(move |m| (id.as_str(), m))),
+        );
     }
 
     fn served_models(&self) -> Vec<ModelRef> {
         let app = self.registry.current();
-        let mut models: Vec<ModelRef> = app.functions.values().flat_map(|f| f.models.iter().cloned()).collect();
+        let challengers = app.challengers.values().map(|c| &c.function);
+        let mut models: Vec<ModelRef> =
+            app.functions.values().chain(challengers).flat_map(|f| f.models.iter().cloned()).collect();
         models.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         models.dedup();
         models
@@ -159,6 +182,7 @@ impl Server {
     /// Accepts connections for as long as the process runs (a failed accept
     /// is logged and retried); each connection is served on its own task.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        self.lifecycle.call_once(|| self.start_lifecycle());
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(conn) => conn,
@@ -224,6 +248,27 @@ impl Server {
     ) -> (Cow<'static, str>, hyper::Response<HyperOutgoingBody>) {
         let path = req.uri().path().to_string();
         if let Some(private) = &self.private
+            && let Some((route, label)) = crate::lifecycle::AdminRoute::at(&path)
+        {
+            if req.method() == http::Method::OPTIONS {
+                return (label.into(), self.preflight());
+            }
+            let (parts, body) = req.into_parts();
+            let body = match read_body(body).await {
+                Ok(body) => body,
+                Err(answer) => return (label.into(), self.answer(answer)),
+            };
+            if let Err(answer) = private.authorize(&parts.headers, crate::private::Scope::Admin) {
+                return (label.into(), self.answer(answer));
+            }
+            // Promotes reload and updates train: off the async workers' queue.
+            let answer = match tokio::task::block_in_place(|| self.admin(&route, &parts.method, &body)) {
+                Ok(value) => Answer::json(&value),
+                Err(err) => Answer::from(err),
+            };
+            return (label.into(), self.answer(answer));
+        }
+        if let Some(private) = &self.private
             && let Some((route, label)) = PrivateRoute::at(&path)
         {
             if req.method() == http::Method::OPTIONS {
@@ -248,8 +293,20 @@ impl Server {
             let message = format!("component `{component}` is not loaded; see the server log");
             return (label, self.error_response(&ApiError::unavailable(message)));
         };
+        let challenger = app.challengers.get(&component).map(|c| (c.function.clone(), c.experiment.clone(), c.share));
         drop(app);
         let method = req.method().clone();
+        // The shopper an A/B test buckets: the front end's anonymous id, or
+        // on the private host the user id's pseudonym (read below).
+        let anonymous = req.headers().get(ANONYMOUS_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut function = function;
+        let mut choose = |id: Option<String>| {
+            if let (Some((challenger, experiment, share)), Some(id)) = (&challenger, id)
+                && edgerec_core::ab::bucket(experiment, &id) < *share
+            {
+                function = challenger.clone();
+            }
+        };
         let req = match &self.private {
             // A private host looks `user_id` up; a POST may be placed on an edge.
             Some(private) if method == http::Method::POST => {
@@ -258,6 +315,9 @@ impl Server {
                     Ok(body) => body,
                     Err(answer) => return (label, self.answer(answer)),
                 };
+                if challenger.is_some() {
+                    choose(anonymous.or_else(|| private.bucket_id(&body)));
+                }
                 let body = match private.personalize(&parts.headers, body).await {
                     Ok(body) => body,
                     Err(answer) => return (label, self.answer(answer)),
@@ -279,7 +339,10 @@ impl Server {
                 let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
                 hyper::Request::from_parts(parts, body)
             }
-            _ => req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()),
+            _ => {
+                choose(anonymous);
+                req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync())
+            }
         };
         match self.call(function, req, arrived).await {
             Ok(resp) => (label, resp),

@@ -88,6 +88,48 @@ impl KeyValue {
     }
 }
 
+impl KeyValue {
+    /// Every entry of store `label` whose key starts with `prefix`, from
+    /// the database this host has open (the host's own readers: an update
+    /// folding in new items).
+    pub fn entries(&self, label: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        entries_with_prefix(&*self.open(label)?, prefix)
+    }
+}
+
+fn entries_with_prefix(db: &Database, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let tx = db.begin_read()?;
+    let table = tx.open_table(TABLE)?;
+    let mut out = Vec::new();
+    for entry in table.range(prefix..)? {
+        let (key, value) = entry?;
+        if !key.value().starts_with(prefix) {
+            break;
+        }
+        out.push((key.value().to_string(), value.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// [`KeyValue::entries`] for a process that is not the host (`edgerec
+/// update`): opens `<kv_dir>/<label>.redb`, which only one process may hold;
+/// no file means no entries.
+pub fn read_prefix(kv_dir: &std::path::Path, label: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let path = kv_dir.join(format!("{label}.redb"));
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let db = Database::open(&path).map_err(|e| {
+        let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
+            "; a running host holds it: ask that host to update (POST /api/admin/models/<name>/update) or stop it"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("opening key-value store {}: {e}{hint}", path.display())
+    })?;
+    entries_with_prefix(&db, prefix)
+}
+
 impl Capability for KeyValue {
     const NAME: &'static str = "key-value";
     type ComponentState = Granted;

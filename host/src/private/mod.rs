@@ -54,7 +54,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn json<T: serde::Serialize>(value: &T) -> Self {
+    pub(crate) fn json<T: serde::Serialize>(value: &T) -> Self {
         let body = serde_json::to_string(value).expect("API types serialize");
         Self { status: 200, body, retry_after: None, content_type: "application/json" }
     }
@@ -355,6 +355,17 @@ impl PrivateZone {
         }
         object.insert("history".into(), serde_json::Value::Array(history));
         Ok(serde_json::to_vec(&object).expect("JSON values serialize").into())
+    }
+
+    /// The id an A/B test buckets this body's shopper by: the pseudonym of
+    /// its `user_id` (a keyed hash; never the id itself).
+    pub fn bucket_id(&self, body: &[u8]) -> Option<String> {
+        if !body.windows(9).any(|w| w == b"\"user_id\"") {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let user_id = value.get("user_id")?.as_str()?;
+        Some(self.users().pseudonym(user_id))
     }
 
     /// Where `route` is placed, if on an edge.

@@ -67,6 +67,9 @@ pub trait Backend: Send + Sync {
     fn append(&self, check: &[u8; 16], rows: &[Row]) -> Result<Vec<bool>>;
     /// The sealed events of `user`, newest first, at most `limit`.
     fn recent(&self, user: &Pseudonym, limit: usize) -> Result<Vec<Vec<u8>>>;
+    /// Rows in arrival order after sequence number `after`, at most
+    /// `limit`, each with its sequence number (for reading the whole log in pages).
+    fn scan(&self, after: i64, limit: usize) -> Result<Vec<(i64, Row)>>;
     /// Removes every row of `user` from the store and its files; returns how many.
     fn erase(&self, user: &Pseudonym) -> Result<usize>;
     /// In one transaction that holds writers off: replaces every row by
@@ -197,6 +200,33 @@ impl Users {
         Ok(items)
     }
 
+    /// Every stored event in arrival order, opened, with its user as a
+    /// pseudonym (hex): what an update learns from, with no user id in it.
+    pub fn all_events(&self) -> Result<Vec<(String, FeedbackEvent)>> {
+        const PAGE: usize = 10_000;
+        let mut out = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let page = self.backend.scan(after, PAGE)?;
+            for (seq, row) in &page {
+                let plain = self.key.open(&row.user, &row.sealed)?;
+                let event: FeedbackEvent =
+                    serde_json::from_slice(&plain).context("a stored event is not valid JSON")?;
+                out.push((hex::encode(row.user), event));
+                after = *seq;
+            }
+            if page.len() < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The pseudonym (hex) a user id is stored under: what
+    /// [`Users::all_events`] names users by.
+    pub fn pseudonym(&self, user_id: &str) -> String {
+        hex::encode(self.key.user(user_id))
+    }
+
     /// Erases every event of the user; returns how many.
     pub fn erase(&self, user_id: &str) -> Result<usize> {
         self.backend.erase(&self.key.user(user_id))
@@ -255,6 +285,12 @@ pub(crate) mod tests {
         assert_eq!(users.recent("alice", 50).unwrap().len(), 3);
         assert_eq!(users.history("bob", 50).unwrap(), ["B1", "B1"]);
         assert!(users.history("carol", 50).unwrap().is_empty());
+        // The whole log, in arrival order, users only as pseudonyms.
+        let all = users.all_events().unwrap();
+        let items: Vec<&str> = all.iter().map(|(_, e)| e.item_id.as_str()).collect();
+        assert_eq!(items, ["A1", "A2", "B1", "A3", "B1"]);
+        assert_eq!(all[0].0, users.pseudonym("alice"));
+        assert!(all.iter().all(|(user, _)| user.len() == 64 && user != "alice" && user != "bob"));
 
         // Another key can neither open nor claim the store.
         let other = DataKey::from_bytes(&[8; 32]);

@@ -126,6 +126,23 @@ impl Backend for Postgres {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
+    fn scan(&self, after: i64, limit: usize) -> Result<Vec<(i64, Row)>> {
+        let mut conn = self.conn()?;
+        let rows = conn.query(
+            "SELECT seq, user_key, event_key, sealed FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit as i64)],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                let event: Option<Vec<u8>> = r.get(2);
+                Ok((
+                    r.get(0),
+                    Row { user: pseudonym(r.get(1))?, event: event.map(pseudonym).transpose()?, sealed: r.get(3) },
+                ))
+            })
+            .collect()
+    }
+
     fn erase(&self, user: &Pseudonym) -> Result<usize> {
         let mut conn = self.conn()?;
         let erased = conn.execute("DELETE FROM events WHERE user_key = $1", &[&&user[..]])? as usize;

@@ -110,6 +110,21 @@ impl Backend for Sqlite {
         Ok(rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()?)
     }
 
+    fn scan(&self, after: i64, limit: usize) -> Result<Vec<(i64, Row)>> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT seq, user_key, event_key, sealed FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = select.query_map(params![after, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?, r.get(3)?))
+        })?;
+        rows.map(|r| {
+            let (seq, user, event, sealed) = r?;
+            Ok((seq, Row { user: pseudonym(user)?, event: event.map(pseudonym).transpose()?, sealed }))
+        })
+        .collect()
+    }
+
     fn erase(&self, user: &Pseudonym) -> Result<usize> {
         let conn = self.conn();
         let erased = conn.execute("DELETE FROM events WHERE user_key = ?1", [&user[..]])?;
