@@ -6,6 +6,7 @@
 //! calls `edgerec-core` (the model code) or `edgerec-host` (serving).
 //! Run `edgerec --help` for the commands; `README.md` shows the whole flow.
 
+mod ab;
 mod bundles;
 mod check_encoder;
 mod encoding;
@@ -15,12 +16,15 @@ mod eval_search;
 mod export;
 mod index;
 mod keys;
+mod models;
 mod prepare;
+mod publish;
 mod serve;
 mod split;
 mod tokens;
 mod train;
 mod train_ads;
+mod update;
 mod upworthy;
 mod verify;
 
@@ -67,6 +71,14 @@ enum Command {
     Verify(verify::Args),
     /// Run an encoder on every engine here (the GPU where there is one): parity and texts per second.
     CheckEncoder(check_encoder::Args),
+    /// The next version of a serving model from the private host's feedback, gated by evaluation.
+    Update(Box<update::Args>),
+    /// The Spin app for `spin deploy`: public artifacts only, checked for private data and the edge's limits.
+    Publish(publish::Args),
+    /// A/B tests of model versions: click-through per version and its significance.
+    Ab(ab::Args),
+    /// Which model version serves: promote, rollback, log.
+    Models(models::Args),
     /// Serve the functions of a Spin manifest (SIGHUP reloads it).
     Serve(Box<serve::Args>),
     /// Bearer tokens of a private host: create, revoke, list.
@@ -96,6 +108,10 @@ fn main() -> ExitCode {
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),
         Command::CheckEncoder(args) => check_encoder::run(args),
+        Command::Update(args) => update::run(*args),
+        Command::Models(args) => models::run(args),
+        Command::Ab(args) => ab::run(args),
+        Command::Publish(args) => publish::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Tokens(args) => tokens::run(args),
         Command::Keys(args) => keys::run(args),

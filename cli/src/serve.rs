@@ -32,6 +32,10 @@ pub fn run(args: Args) -> Result<()> {
     let config = HostConfig::new(args.settings.or(file), &args.manifest)?;
     let zone = config.zone;
     let server = Arc::new(Server::new(&args.manifest, config)?);
+    let app_dir =
+        args.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let encoders = std::env::var_os("EDGEREC_ENCODERS").map_or_else(|| app_dir.join("models/encoders"), PathBuf::from);
+    server.set_updater(Arc::new(move |job| crate::update::run_job(job, &encoders)));
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let listener =

@@ -9,6 +9,7 @@ mod encoder;
 mod functions;
 mod isolation;
 mod learn;
+mod lifecycle;
 mod manifest;
 mod models;
 mod prepare;

@@ -41,16 +41,15 @@ fn top_level(wasm: &[u8]) -> TopLevel {
     names
 }
 
-#[test]
-fn spin_toml_follows_spin_v2_rules() {
-    let path = repo().join("spin.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
+/// The rules every edgerec Spin manifest keeps (ours and what `edgerec
+/// publish` writes): Spin v2 with unknown keys refused, valid under our
+/// host's Spin rules, no outbound hosts, a build command per component,
+/// only model bundles mounted, only edgerec settings in the environment.
+pub fn assert_spin_v2(path: &std::path::Path) -> (RawManifest, App) {
+    let text = std::fs::read_to_string(path).unwrap();
     let raw: RawManifest = toml::from_str(&text).expect("spin.toml parses with unknown keys refused");
     assert_eq!(raw.spin_manifest_version, 2);
-    let app = App::load(&path).expect("spin.toml validates");
-    for route in ["/api/recommend", "/api/health"] {
-        assert_eq!(app.route(route).expect(route).component, "recommend");
-    }
+    let app = App::load(path).expect("spin.toml validates");
     for c in raw.component.values() {
         assert!(c.allowed_outbound_hosts.is_empty(), "edge functions call no other host");
         let build = c.build.as_ref().expect("every component says how `spin build` builds it");
@@ -70,6 +69,16 @@ fn spin_toml_follows_spin_v2_rules() {
             c.environment.keys().all(|k| k.starts_with("EDGEREC_")),
             "{id}: only edgerec settings in the environment"
         );
+    }
+    (raw, app)
+}
+
+#[test]
+fn spin_toml_follows_spin_v2_rules() {
+    let path = repo().join("spin.toml");
+    let (raw, app) = assert_spin_v2(&path);
+    for route in ["/api/recommend", "/api/health"] {
+        assert_eq!(app.route(route).expect(route).component, "recommend");
     }
     // Text is encoded by the host's all-MiniLM-L6-v2 unless `encoder` says
     // otherwise; the functions that encode may use that model and no other.

@@ -234,6 +234,15 @@ impl Host {
         Some(Self::read(resp))
     }
 
+    /// `POST path` with a JSON body and extra headers.
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut req = Self::agent().post(&self.url(path)).header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Self::read(req.send(body).expect("request completes"))
+    }
+
     /// `POST path` with the given content type.
     pub fn post_as(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> Reply {
         let resp = Self::agent()
