@@ -132,21 +132,18 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
 
-    // Memory per component, measured in our host.
-    let config = HostConfig::new(Settings::default(), &args.manifest)?;
-    let runtime = edgerec_host::runtime::Runtime::new(config)?;
-    let mut memory = Vec::new();
-    for (id, component) in &app.components {
-        let function = edgerec_host::function::load(&runtime, component)?;
-        let mib = function.memory_bytes as f64 / (1 << 20) as f64;
-        if mib > args.max_memory_mib as f64 {
-            bail!(
-                "refusing to publish: component `{id}` needs {mib:.1} MiB of memory after loading its bundle, over \
-                 --max-memory-mib {}",
-                args.max_memory_mib
-            );
-        }
-        memory.push((id.clone(), mib));
+    // Memory per component, measured in our host, with a key-value
+    // directory of its own (a running host may hold the app's).
+    let scratch = std::env::temp_dir().join(format!("edgerec-publish-{}", std::process::id()));
+    let memory = component_memory(&args.manifest, &app, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let memory = memory?;
+    if let Some((id, mib)) = memory.iter().find(|(_, mib)| *mib > args.max_memory_mib as f64) {
+        bail!(
+            "refusing to publish: component `{id}` needs {mib:.1} MiB of memory after loading its bundle, over \
+             --max-memory-mib {}",
+            args.max_memory_mib
+        );
     }
 
     // Write: files first, the manifest last.
@@ -174,6 +171,18 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("deploy it: cd {} && spin deploy", args.out.display());
     Ok(())
+}
+
+/// Each component's memory after loading its bundle (pre-initialized in our host), MiB.
+fn component_memory(manifest: &Path, app: &manifest::App, kv_dir: &Path) -> Result<Vec<(String, f64)>> {
+    let settings = Settings { kv_dir: Some(kv_dir.to_path_buf()), ..Settings::default() };
+    let runtime = edgerec_host::runtime::Runtime::new(HostConfig::new(settings, manifest)?)?;
+    let mut memory = Vec::new();
+    for (id, component) in &app.components {
+        let function = edgerec_host::function::load(&runtime, component)?;
+        memory.push((id.clone(), function.memory_bytes as f64 / (1 << 20) as f64));
+    }
+    Ok(memory)
 }
 
 /// Every file under `dir`, sorted.

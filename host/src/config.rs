@@ -490,6 +490,38 @@ mod tests {
     }
 
     #[test]
+    fn model_settings_are_checked_naming_the_model_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.toml");
+        let manifest = dir.path().join("spin.toml");
+        let config = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::read(&path).and_then(|s| HostConfig::new(s, &manifest))
+        };
+        let ok = config(
+            "zone = \"private\"\n[models.shop]\ndata = \"prepared\"\nupdate_every = \"6h\"\n\
+             challenger = \"4\"\nchallenger_share = 0.1\n",
+        )
+        .unwrap();
+        let shop = &ok.models["shop"];
+        assert_eq!(shop.data.as_deref(), Some(dir.path().join("prepared").as_path()), "relative to the file");
+        assert_eq!(shop.update_interval("shop").unwrap(), Some(Duration::from_secs(6 * 3600)));
+        for (text, needle) in [
+            ("[models.shop]\nupdate_every = \"soon\"\n", "models.\"shop\".update_every `soon`"),
+            ("[models.shop]\nupdate_every = \"2s\"\n", "at least 10s"),
+            ("[models.shop]\nchallenger = \"4\"\n", "needs challenger_share"),
+            ("[models.shop]\nchallenger = \"4\"\nchallenger_share = 1.5\n", "between 0 and 1"),
+            ("[models.shop]\nchallenger_share = 0.5\n", "without a challenger"),
+            ("zone = \"edge\"\n[models.shop]\nupdate_every = \"1d\"\n", "this host is an edge"),
+            ("[models.shop]\nshare = 0.5\n", "unknown field `share`"),
+        ] {
+            let text = if text.starts_with("zone") { text.to_string() } else { format!("zone = \"private\"\n{text}") };
+            let err = format!("{:#}", config(&text).unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
     fn the_command_line_wins_over_the_file_and_ranges_are_checked() {
         let flags = Settings { memory_limit_mib: Some(64), ..Default::default() };
         let file = Settings { memory_limit_mib: Some(512), deadline_ms: Some(500), ..Default::default() };
