@@ -197,7 +197,12 @@ impl ModelSettings {
     }
 
     fn validate(&self, name: &str) -> Result<()> {
-        self.update_interval(name)?;
+        if self.update_interval(name)?.is_some() && self.data.is_none() {
+            bail!(
+                "models.\"{name}\".update_every needs data = \"<the prepared log the model was trained on>\" (updates \
+                 learn from it and the feedback)"
+            );
+        }
         match (&self.challenger, self.challenger_share) {
             (Some(_), Some(share)) if share > 0.0 && share < 1.0 => {}
             (Some(_), _) => {
@@ -508,11 +513,12 @@ mod tests {
         assert_eq!(shop.update_interval("shop").unwrap(), Some(Duration::from_secs(6 * 3600)));
         for (text, needle) in [
             ("[models.shop]\nupdate_every = \"soon\"\n", "models.\"shop\".update_every `soon`"),
-            ("[models.shop]\nupdate_every = \"2s\"\n", "at least 10s"),
+            ("[models.shop]\nupdate_every = \"1d\"\n", "update_every needs data"),
+            ("[models.shop]\ndata = \"d\"\nupdate_every = \"2s\"\n", "at least 10s"),
             ("[models.shop]\nchallenger = \"4\"\n", "needs challenger_share"),
             ("[models.shop]\nchallenger = \"4\"\nchallenger_share = 1.5\n", "between 0 and 1"),
             ("[models.shop]\nchallenger_share = 0.5\n", "without a challenger"),
-            ("zone = \"edge\"\n[models.shop]\nupdate_every = \"1d\"\n", "this host is an edge"),
+            ("zone = \"edge\"\n[models.shop]\ndata = \"d\"\nupdate_every = \"1d\"\n", "this host is an edge"),
             ("[models.shop]\nshare = 0.5\n", "unknown field `share`"),
         ] {
             let text = if text.starts_with("zone") { text.to_string() } else { format!("zone = \"private\"\n{text}") };

@@ -31,6 +31,7 @@ pub struct App {
 }
 
 /// A challenger version served to a share of shoppers.
+#[derive(Clone)]
 pub struct Challenger {
     /// The component with the challenger's bundle mounted.
     pub function: Arc<Function>,

@@ -293,7 +293,7 @@ impl Server {
             let message = format!("component `{component}` is not loaded; see the server log");
             return (label, self.error_response(&ApiError::unavailable(message)));
         };
-        let challenger = app.challengers.get(&component).map(|c| (c.function.clone(), c.experiment.clone(), c.share));
+        let challenger = app.challengers.get(&component).cloned();
         drop(app);
         let method = req.method().clone();
         // The shopper an A/B test buckets: the front end's anonymous id, or
@@ -301,10 +301,10 @@ impl Server {
         let anonymous = req.headers().get(ANONYMOUS_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
         let mut function = function;
         let mut choose = |id: Option<String>| {
-            if let (Some((challenger, experiment, share)), Some(id)) = (&challenger, id)
-                && edgerec_core::ab::bucket(experiment, &id) < *share
+            if let (Some(challenger), Some(id)) = (&challenger, id)
+                && challenger.serves(&id)
             {
-                function = challenger.clone();
+                function = challenger.function.clone();
             }
         };
         let req = match &self.private {

@@ -296,6 +296,9 @@ fn a_challenger_serves_its_share_by_anonymous_id_or_user_and_ab_report_tests_the
     }
     assert!((35..=85).contains(&challenger), "{challenger} of 200 shoppers got the 30% challenger");
     assert_eq!(version_of(&host.post("/api/recommend", &body)), "2", "no id: the serving version");
+    let preflight = host.preflight("/api/recommend");
+    let allowed = preflight.header("access-control-allow-headers").unwrap_or_default();
+    assert!(allowed.contains("x-edgerec-anonymous-id"), "browsers may send the id cross-origin: {allowed}");
     // On the private host a user id buckets the user (by its pseudonym).
     let personal = |user: &str| {
         let body = json!({"user_id": user, "k": 3}).to_string();

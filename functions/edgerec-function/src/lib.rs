@@ -243,7 +243,8 @@ impl Exchange {
     pub fn preflight(&self) -> Response {
         self.builder(204)
             .header("access-control-allow-methods", "GET, POST, OPTIONS")
-            .header("access-control-allow-headers", "content-type, authorization")
+            // x-edgerec-anonymous-id: the shopper's id for A/B buckets.
+            .header("access-control-allow-headers", "content-type, authorization, x-edgerec-anonymous-id")
             .header("access-control-max-age", "86400")
             .body(Vec::new())
             .build()
