@@ -65,6 +65,14 @@ pub const ANONYMOUS_ID: &str = "x-edgerec-anonymous-id";
 /// rewritten by the private zone.
 type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
+/// A route the host answers itself (private host only).
+enum HostRoute {
+    /// Feedback, users, metrics.
+    Private(PrivateRoute),
+    /// Model administration.
+    Admin(crate::lifecycle::AdminRoute),
+}
+
 /// Why a request failed inside the host.
 #[derive(Debug)]
 enum Failure {
@@ -247,9 +255,14 @@ impl Server {
         arrived: Instant,
     ) -> (Cow<'static, str>, hyper::Response<HyperOutgoingBody>) {
         let path = req.uri().path().to_string();
-        if let Some(private) = &self.private
-            && let Some((route, label)) = crate::lifecycle::AdminRoute::at(&path)
-        {
+        // The host's own routes on a private host: the private zone's and the admin routes.
+        let own = self.private.as_ref().and_then(|private| {
+            let admin = crate::lifecycle::AdminRoute::at(&path).map(|(route, label)| (HostRoute::Admin(route), label));
+            let route =
+                admin.or_else(|| PrivateRoute::at(&path).map(|(route, label)| (HostRoute::Private(route), label)));
+            route.map(|route| (private, route))
+        });
+        if let Some((private, (route, label))) = own {
             if req.method() == http::Method::OPTIONS {
                 return (label.into(), self.preflight());
             }
@@ -258,26 +271,19 @@ impl Server {
                 Ok(body) => body,
                 Err(answer) => return (label.into(), self.answer(answer)),
             };
-            if let Err(answer) = private.authorize(&parts.headers, crate::private::Scope::Admin) {
-                return (label.into(), self.answer(answer));
-            }
-            // Promotes reload and updates train: off the async workers' queue.
-            let answer = match tokio::task::block_in_place(|| self.admin(&route, &parts.method, &body)) {
-                Ok(value) => Answer::json(&value),
-                Err(err) => Answer::from(err),
-            };
-            return (label.into(), self.answer(answer));
-        }
-        if let Some(private) = &self.private
-            && let Some((route, label)) = PrivateRoute::at(&path)
-        {
-            if req.method() == http::Method::OPTIONS {
-                return (label.into(), self.preflight());
-            }
-            let (parts, body) = req.into_parts();
-            let body = match read_body(body).await {
-                Ok(body) => body,
-                Err(answer) => return (label.into(), self.answer(answer)),
+            let route = match route {
+                HostRoute::Private(route) => route,
+                HostRoute::Admin(admin) => {
+                    if let Err(answer) = private.authorize(&parts.headers, crate::private::Scope::Admin) {
+                        return (label.into(), self.answer(answer));
+                    }
+                    // Promotes reload and updates train: off the async workers' queue.
+                    let answer = match tokio::task::block_in_place(|| self.admin(&admin, &parts.method, &body)) {
+                        Ok(value) => Answer::json(&value),
+                        Err(err) => Answer::from(err),
+                    };
+                    return (label.into(), self.answer(answer));
+                }
             };
             let models = self.served_models();
             let answer = private.serve(route, &parts.method, &parts.headers, body, &self.metrics, &models).await;

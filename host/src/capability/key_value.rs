@@ -71,14 +71,8 @@ impl KeyValue {
         }
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.dir.join(format!("{label}.redb"));
-        let db = Database::create(&path).map_err(|e| {
-            let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
-                " (another host process has it open: give each host its own kv_dir)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("opening key-value store {}: {e}{hint}", path.display())
-        })?;
+        let db = Database::create(&path)
+            .map_err(|e| open_failed(&path, e, " (another host process has it open: give each host its own kv_dir)"))?;
         let tx = db.begin_write()?;
         tx.open_table(TABLE)?;
         tx.commit()?;
@@ -95,6 +89,13 @@ impl KeyValue {
     pub fn entries(&self, label: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         entries_with_prefix(&*self.open(label)?, prefix)
     }
+}
+
+/// A store that would not open; `held` says what to do when another
+/// process has it (redb allows one).
+fn open_failed(path: &std::path::Path, e: redb::DatabaseError, held: &str) -> anyhow::Error {
+    let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) { held } else { "" };
+    anyhow::anyhow!("opening key-value store {}: {e}{hint}", path.display())
 }
 
 fn entries_with_prefix(db: &Database, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -120,12 +121,11 @@ pub fn read_prefix(kv_dir: &std::path::Path, label: &str, prefix: &str) -> Resul
         return Ok(Vec::new());
     }
     let db = Database::open(&path).map_err(|e| {
-        let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
-            "; a running host holds it: ask that host to update (POST /api/admin/models/<name>/update) or stop it"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("opening key-value store {}: {e}{hint}", path.display())
+        open_failed(
+            &path,
+            e,
+            "; a running host holds it: ask that host to update (POST /api/admin/models/<name>/update) or stop it",
+        )
     })?;
     entries_with_prefix(&db, prefix)
 }
