@@ -51,6 +51,29 @@ impl App {
         App { dir }
     }
 
+    /// Adds the cold-start function (the host's encoder) and the key-value
+    /// store both functions share, as in the real spin.toml.
+    fn with_cold_start(self) -> App {
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(component("cold-start"), self.path("cold-start.wasm")).unwrap();
+        let mut manifest = std::fs::read_to_string(self.path("spin.toml")).unwrap().replace(
+            "files = [{ source = \"models/shop/2\", destination = \"/bundle\" }]\n",
+            "files = [{ source = \"models/shop/2\", destination = \"/bundle\" }]\nkey_value_stores = [\"default\"]\n",
+        );
+        manifest.push_str(
+            "[[trigger.http]]\nroute = \"/api/items/cold-start\"\ncomponent = \"cold-start\"\n\
+             [component.cold-start]\nsource = \"cold-start.wasm\"\n\
+             files = [{ source = \"models/shop/2\", destination = \"/bundle\" }]\n\
+             ai_models = [\"all-minilm-l6-v2\"]\nkey_value_stores = [\"default\"]\n\
+             [component.cold-start.build]\ncommand = \"cargo build --target wasm32-wasip2 --release -p cold-start\"\n",
+        );
+        std::fs::write(self.path("spin.toml"), manifest).unwrap();
+        let mut config = std::fs::read_to_string(self.path("private.toml")).unwrap();
+        config.insert_str(0, &format!("ai_models_dir = \"{}\"\n", edgerec_tests::ai_models_dir().display()));
+        std::fs::write(self.path("private.toml"), config).unwrap();
+        self
+    }
+
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -411,8 +434,10 @@ fn the_private_host_updates_on_its_schedule_and_on_the_admin_route_while_it_serv
     if !have_demo() {
         return;
     }
+    require!(component("cold-start"), edgerec_tests::ai_models_dir());
     let data = repo().join("data/online-retail/prepared");
-    let app = App::new(&format!("[models.shop]\ndata = \"{}\"\nupdate_every = \"15s\"\n", data.display()), false);
+    let app = App::new(&format!("[models.shop]\ndata = \"{}\"\nupdate_every = \"15s\"\n", data.display()), false)
+        .with_cold_start();
     let admin = tokens::create(&app.path("state/tokens.json"), &[Scope::Admin]).unwrap().0;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(app.path("serve.log")).unwrap();
@@ -433,6 +458,12 @@ fn the_private_host_updates_on_its_schedule_and_on_the_admin_route_while_it_serv
         assert!(Instant::now() < deadline, "the host never came up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A new item, added through the cold-start route, joins the next version's catalog.
+    let added = host.post(
+        "/api/items/cold-start",
+        r#"{"items": [{"item_id": "NEW-HAMPER-1", "title": "RED RETROSPOT PICNIC HAMPER", "category": "bags"}]}"#,
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
     // An update on the admin route, with requests answered meanwhile.
     let updating = {
         let (host, admin) = (host.clone(), admin.clone());
@@ -448,6 +479,10 @@ fn the_private_host_updates_on_its_schedule_and_on_the_admin_route_while_it_serv
     assert_eq!(reply.status, 200, "{}", reply.body);
     let summary = reply.json();
     assert_eq!(summary["version"], "3");
+    assert_eq!(summary["lineage"]["new_items"], 1, "{summary}");
+    let catalog =
+        edgerec_core::index::ItemIndex::read(&app.model().join("3").join(edgerec_core::bundle::ITEMS_FILE)).unwrap();
+    assert!((0..catalog.len()).any(|i| catalog.id(i) == "NEW-HAMPER-1"), "the new item is in version 3's catalog");
     assert!(slowest < Duration::from_secs(1), "a request waited {slowest:?} on the update");
     let serving = if summary["promoted"] == true { "3" } else { "2" };
     let log = || std::fs::read_to_string(app.path("serve.log")).unwrap();
