@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use edgerec_core::ads::bandit::{self, Arm, Policy};
 use edgerec_core::ads::fit::{self, AdMetrics, FitConfig, Part, Variant};
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel};
 use edgerec_core::bundle::Manifest;
@@ -36,10 +37,23 @@ pub struct Args {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Replay the held-out tests as bandits instead: clicks of a fixed-horizon
+    /// A/B test, of bandits with no prior and with the model as their prior.
+    #[arg(long)]
+    simulate: bool,
+    /// With --simulate: runs per test (seeds), averaged.
+    #[arg(long, default_value_t = 5)]
+    runs: u64,
 }
 
 /// Evaluates and prints; writes the report.
 pub fn run(args: Args) -> Result<()> {
+    if args.simulate {
+        if args.runs == 0 || args.runs > 1000 {
+            bail!("--runs {}: expected 1 to 1000", args.runs);
+        }
+        return simulate(&args);
+    }
     evaluate(&Options {
         data: &args.data,
         model: &args.model,
@@ -134,6 +148,100 @@ pub fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, AdMetrics)>> {
     std::fs::write(opts.report.with_extension("json"), serde_json::to_string_pretty(&json)?)?;
     println!("report: {}", opts.report.display());
     Ok(results)
+}
+
+/// One test replayed: its arms, traffic and seed base.
+struct Replay {
+    arms: Vec<Arm>,
+    traffic: u64,
+}
+
+/// The tests of `part` as bandit replays, the model's predictions as priors.
+fn replays(ads: &crate::upworthy::AdData, rows: &[&[f32]], model: &AdModel, part: Part) -> Vec<Replay> {
+    let mut tests: std::collections::BTreeMap<&str, Replay> = std::collections::BTreeMap::new();
+    for i in ads.select(part) {
+        let v = &ads.variants[i];
+        let replay = tests.entry(v.test.as_str()).or_insert(Replay { arms: Vec::new(), traffic: 0 });
+        replay
+            .arms
+            .push(Arm { rate: v.clicks / v.impressions, prior: f64::from(model.probability(rows[i], &v.text, None)) });
+        replay.traffic += v.impressions.round() as u64;
+    }
+    tests.into_values().filter(|r| r.arms.len() >= 2).collect()
+}
+
+/// Mean clicks of `policy` over every replay and `runs` seeds.
+fn clicks(replays: &[Replay], policy: Policy, runs: u64) -> f64 {
+    let mut total = 0u64;
+    for (n, r) in replays.iter().enumerate() {
+        for run in 0..runs {
+            total += bandit::simulate(&r.arms, r.traffic, policy, n as u64 * 1_000 + run);
+        }
+    }
+    total as f64 / runs as f64
+}
+
+/// `edgerec eval-ads --simulate`: the held-out tests as bandits (see
+/// `edgerec_core::ads::bandit`); the prior's strength chosen on the
+/// validation tests.
+fn simulate(args: &Args) -> Result<()> {
+    let manifest = Manifest::verify(&args.model)?;
+    let model = AdModel::from_bytes(&std::fs::read(args.model.join(AD_MODEL_FILE))?)?;
+    let ads = read_ads(&args.data)?;
+    let encoder = encoder_dir(&manifest.encoder.name, &args.encoders)?;
+    let texts: Vec<&str> = ads.variants.iter().map(|v| v.text.as_str()).collect();
+    let (vectors, info) = text_embeddings(&args.work, "headlines", &texts, &encoder, 64)?;
+    let rows: Vec<&[f32]> = vectors.chunks_exact(info.dims).collect();
+    let valid = replays(&ads, &rows, &model, Part::Valid);
+    let test = replays(&ads, &rows, &model, Part::Test);
+    let strengths = [30.0, 100.0, 300.0, 1_000.0, 3_000.0, 10_000.0];
+    let best = |make: fn(f64) -> Policy| {
+        strengths
+            .iter()
+            .map(|&s| (s, clicks(&valid, make(s), args.runs)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0.0, |(s, _)| s)
+    };
+    let ucb_strength = best(|strength| Policy::UcbPrior { strength });
+    let thompson_strength = best(|strength| Policy::ThompsonPrior { strength });
+    let traffic: u64 = test.iter().map(|r| r.traffic).sum();
+    let oracle: f64 = test.iter().map(|r| r.traffic as f64 * r.arms.iter().map(|a| a.rate).fold(0.0, f64::max)).sum();
+    let policies = [
+        Policy::AbTest,
+        Policy::Ucb,
+        Policy::UcbPrior { strength: ucb_strength },
+        Policy::ThompsonPrior { strength: 0.0 },
+        Policy::ThompsonPrior { strength: thompson_strength },
+    ];
+    let results: Vec<(Policy, f64)> = policies.iter().map(|&p| (p, clicks(&test, p, args.runs))).collect();
+    let ab = results[0].1;
+    let no_prior = results[1].1.max(results[3].1);
+    println!(
+        "Upworthy replay: {} held-out tests, {traffic} impressions (each test's real traffic), {} runs each; \
+         prior strength chosen on {} validation tests",
+        test.len(),
+        args.runs,
+        valid.len()
+    );
+    println!("{:<34} {:>10} {:>10} {:>9} {:>15}", "policy", "clicks", "per 1,000", "vs A/B", "vs best no-prior");
+    for (policy, c) in &results {
+        println!(
+            "{:<34} {:>10.1} {:>10.3} {:>+8.2}% {:>+14.2}%",
+            policy.label(),
+            c,
+            c * 1_000.0 / traffic as f64,
+            (c / ab - 1.0) * 100.0,
+            (c / no_prior - 1.0) * 100.0
+        );
+    }
+    println!(
+        "{:<34} {:>10.1} {:>10.3} {:>+8.2}%",
+        "(always the best headline)",
+        oracle,
+        oracle * 1_000.0 / traffic as f64,
+        (oracle / ab - 1.0) * 100.0
+    );
+    Ok(())
 }
 
 /// Reads `row,p` predictions (one per variant of the exported file).

@@ -11,6 +11,8 @@
 //! documented prior, not a fitted value.
 
 #[cfg(feature = "data")]
+pub mod bandit;
+#[cfg(feature = "data")]
 pub mod fit;
 
 use crate::Result;
