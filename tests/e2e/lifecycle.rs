@@ -529,3 +529,34 @@ fn the_private_host_updates_on_its_schedule_and_on_the_admin_route_while_it_serv
     assert_eq!(candidate.version, "4", "the scheduled update wrote the next version");
     Manifest::verify(&app.model().join("4")).unwrap();
 }
+
+/// Issue 13's replay, from the command line: the held-out Upworthy tests as
+/// bandits, every policy in the table, the bandits ahead of the A/B test.
+#[test]
+fn eval_ads_simulate_replays_the_held_out_tests_as_bandits() {
+    let data = edgerec_tests::shared_data().join("upworthy/upworthy_dev.csv.gz");
+    require!(data, edgerec_tests::ads_bundle());
+    // The headline embeddings scripts/setup cached (`train-ads`): no re-encoding.
+    let out = Command::new(edgerec_bin())
+        .args(["eval-ads", "--simulate", "--runs", "1", "--data"])
+        .arg(&data)
+        .arg("--model")
+        .arg(edgerec_tests::ads_bundle())
+        .arg("--encoders")
+        .arg(repo().join("models/encoders"))
+        .arg("--work")
+        .arg(repo().join(".edgerec/work/ads"))
+        .current_dir(repo())
+        .env("EDGEREC_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let clicks = |label: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no `{label}` in:\n{text}"));
+        line[label.len()..].split_whitespace().find_map(|w| w.parse().ok()).unwrap()
+    };
+    let ab = clicks("A/B test (fixed horizon)");
+    assert!(clicks("UCB, no prior") > ab && clicks("UCB + text prior") > clicks("UCB, no prior"), "{text}");
+    assert!(clicks("Thompson, no prior") > ab, "{text}");
+}
