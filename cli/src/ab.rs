@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use edgerec_core::ab::{Arm, compare};
 use edgerec_core::api::EventType;
-use edgerec_host::config::{HostConfig, Settings};
 
 /// `edgerec ab` arguments.
 #[derive(clap::Args)]
@@ -43,11 +42,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(since) = &since {
         chrono::DateTime::parse_from_rfc3339(since).with_context(|| format!("--since `{since}` is not RFC 3339"))?;
     }
-    let host = HostConfig::new(Settings::read(&config)?, &config)?;
-    let private = host.private.as_ref().with_context(|| {
-        format!("--config {}: the feedback lives on the private host; set zone = \"private\"", config.display())
-    })?;
-    let users = edgerec_host::private::open_store(private)?;
+    let (_, users) = crate::tokens::private_host(&config)?;
     let mut arms: BTreeMap<String, Arm> = BTreeMap::new();
     for (_, event) in users.all_events()? {
         let Some(m) = event.model.as_ref().filter(|m| m.name == model) else { continue };

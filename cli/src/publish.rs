@@ -223,10 +223,7 @@ impl PrivateFinder {
 
 fn private_finder(config: Option<&Path>, app: &manifest::App) -> Result<Option<PrivateFinder>> {
     let Some(config) = config else { return Ok(None) };
-    let host = HostConfig::new(Settings::read(config)?, config)?;
-    let private =
-        host.private.as_ref().with_context(|| format!("--config {}: not a private host's", config.display()))?;
-    let users = edgerec_host::private::open_store(private)?;
+    let (_, users) = crate::tokens::private_host(config)?;
     // Ids that are also catalog item ids are public already.
     let mut public: HashSet<String> = HashSet::new();
     for component in app.components.values() {

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use edgerec_host::config::{PrivateConfig, Settings};
+use anyhow::{Context, Result};
+use edgerec_host::config::{HostConfig, PrivateConfig, Settings};
 use edgerec_host::private::{Scope, tokens};
+use edgerec_host::users::Users;
 
 /// `edgerec tokens` arguments.
 #[derive(clap::Args)]
@@ -46,6 +47,18 @@ pub fn private_config(config: &std::path::Path) -> Result<PrivateConfig> {
     let settings = Settings::read(config)?;
     // Defaults resolve beside the config file; the manifest is not needed.
     PrivateConfig::new(&settings, &config.with_file_name("spin.toml"))
+}
+
+/// A private host's whole configuration and its user store, from its
+/// --config file (`edgerec update`, `ab report`, `publish --config`:
+/// commands that read the feedback). An edge's config is refused.
+pub fn private_host(config: &std::path::Path) -> Result<(HostConfig, Users)> {
+    let host = HostConfig::new(Settings::read(config)?, config)?;
+    let private = host.private.as_ref().with_context(|| {
+        format!("--config {}: the feedback lives on the private host; set zone = \"private\"", config.display())
+    })?;
+    let users = edgerec_host::private::open_store(private)?;
+    Ok((host, users))
 }
 
 /// Runs the subcommand.

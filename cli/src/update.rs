@@ -20,7 +20,6 @@ use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower
 use edgerec_core::train::{Progress, TrainConfig};
 use edgerec_core::update::{self, GateMetric, Inputs, Kind, Towers, UpdateConfig};
 use edgerec_core::versions::{self, Action, Entry, VersionLog};
-use edgerec_host::config::{HostConfig, Settings};
 use edgerec_host::users::Users;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -136,15 +135,7 @@ pub struct Summary {
 
 /// Runs `edgerec update`.
 pub fn run(args: Args) -> Result<()> {
-    let settings = Settings::read(&args.config)?;
-    let host = HostConfig::new(settings, &args.config)?;
-    let private = host.private.as_ref().with_context(|| {
-        format!(
-            "--config {}: an update reads the private host's feedback; set zone = \"private\"",
-            args.config.display()
-        )
-    })?;
-    let users = edgerec_host::private::open_store(private)?;
+    let (host, users) = crate::tokens::private_host(&args.config)?;
     let plan = Plan {
         model_dir: args.model.clone(),
         data: args.data.clone(),
@@ -169,11 +160,7 @@ pub fn run(args: Args) -> Result<()> {
         &format!("{}{name}/", edgerec_core::coldstart::NEW_ITEM_PREFIX),
     )
     .context("reading the items added through /api/items/cold-start")?;
-    let new_items = new_items
-        .iter()
-        .map(|(_, bytes)| serde_json::from_slice::<StoredItem>(bytes))
-        .collect::<Result<Vec<_>, _>>()
-        .context("a stored new item is not valid JSON")?;
+    let new_items = parse_new_items(new_items.iter().map(|(_, bytes)| bytes.as_slice()))?;
     let summary = run_update(&plan, &users, &new_items)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -254,14 +241,17 @@ pub fn run_job(job: edgerec_host::lifecycle::UpdateJob, encoders: &Path) -> Resu
         by: job.by.into(),
         progress: false,
     };
-    let new_items = job
-        .new_items
-        .iter()
-        .map(|bytes| serde_json::from_slice::<StoredItem>(bytes))
-        .collect::<Result<Vec<_>, _>>()
-        .context("a stored new item is not valid JSON")?;
+    let new_items = parse_new_items(job.new_items.iter().map(Vec::as_slice))?;
     let summary = run_update(&plan, &job.users, &new_items)?;
     Ok(serde_json::to_value(summary)?)
+}
+
+/// The new-item records of the key-value store (`/api/items/cold-start`).
+fn parse_new_items<'a>(records: impl Iterator<Item = &'a [u8]>) -> Result<Vec<StoredItem>> {
+    records
+        .map(serde_json::from_slice::<StoredItem>)
+        .collect::<Result<Vec<_>, _>>()
+        .context("a stored new item is not valid JSON")
 }
 
 fn model_name(dir: &Path) -> Result<String> {

@@ -240,7 +240,7 @@ pub fn run(inputs: Inputs<'_>, config: &UpdateConfig, progress: impl FnMut(Progr
             score(item_vectors(towers.item, inputs.text, inputs.text_dims), towers.user.clone()),
         );
     }
-    let decision = gate(config, candidate_metric(config, &candidate), config.gate_metric.of(&current), serving_name);
+    let decision = gate(config, config.gate_metric.of(&candidate), config.gate_metric.of(&current), serving_name);
     scores.insert("candidate".into(), candidate);
     scores.insert(serving_name.to_string(), current);
     Ok(Outcome {
@@ -253,10 +253,6 @@ pub fn run(inputs: Inputs<'_>, config: &UpdateConfig, progress: impl FnMut(Progr
         scores,
         decision,
     })
-}
-
-fn candidate_metric(config: &UpdateConfig, report: &Report) -> f64 {
-    config.gate_metric.of(report)
 }
 
 /// The gate: `candidate` may serve when it is at least `serving × (1 − margin)`.

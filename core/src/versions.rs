@@ -302,11 +302,30 @@ pub fn remove_partials(dir: &Path) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// A mount source read as `<model dir>/<version>`, the model named after
+/// its directory (`models/online-retail/2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelMount<'a> {
+    /// The model's name: its directory's name.
+    pub name: &'a str,
+    /// `models/<name>`.
+    pub dir: &'a Path,
+    /// The mounted version.
+    pub version: &'a str,
+}
+
+/// `source` as a model mount; `None` when it has no parent directory or a
+/// name is not UTF-8.
+pub fn model_mount(source: &Path) -> Option<ModelMount<'_>> {
+    let dir = source.parent()?;
+    Some(ModelMount { name: dir.file_name()?.to_str()?, dir, version: source.file_name()?.to_str()? })
+}
+
 /// The bundle a mount of `source` should serve: when `source` is
 /// `<model dir>/<version>` and the model's log names another serving
 /// version, that version's directory; else `source` itself.
 pub fn resolve_mount(source: &Path) -> Result<PathBuf> {
-    let (Some(model_dir), Some(_)) = (source.parent(), source.file_name()) else { return Ok(source.to_path_buf()) };
+    let Some(ModelMount { dir: model_dir, .. }) = model_mount(source) else { return Ok(source.to_path_buf()) };
     let log = VersionLog::read(model_dir)?;
     Ok(match log.serving() {
         Some(version) => model_dir.join(version),

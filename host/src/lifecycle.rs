@@ -89,11 +89,10 @@ pub fn model_dirs(app: &App) -> Vec<(String, PathBuf)> {
             if !source.join(edgerec_core::bundle::MANIFEST_FILE).exists() {
                 continue;
             }
-            if let Some(dir) = source.parent()
-                && let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned())
-                && !out.iter().any(|(n, _)| *n == name)
+            if let Some(mount) = versions::model_mount(source)
+                && !out.iter().any(|(n, _)| n == mount.name)
             {
-                out.push((name, dir.to_path_buf()));
+                out.push((mount.name.to_string(), mount.dir.to_path_buf()));
             }
         }
     }
@@ -118,8 +117,7 @@ impl Server {
     fn mounted_version(&self, name: &str) -> Option<String> {
         let app = self.registry().current();
         app.manifest.components.values().flat_map(|c| &c.files).find_map(|(source, _)| {
-            let dir = source.parent()?;
-            (dir.file_name()? == name).then(|| source.file_name().map(|v| v.to_string_lossy().into_owned()))?
+            versions::model_mount(source).filter(|m| m.name == name).map(|m| m.version.to_string())
         })
     }
 

@@ -61,9 +61,11 @@ fn challenger_components(
             let mut rewritten = component.clone();
             let mut mounts_it = false;
             for (source, _) in &mut rewritten.files {
-                let model_dir = source.parent().filter(|dir| dir.file_name().is_some_and(|n| n == name.as_str()));
-                if let Some(dir) = model_dir {
-                    *source = dir.join(version);
+                let model_dir = edgerec_core::versions::model_mount(source)
+                    .filter(|m| m.name == name.as_str())
+                    .map(|m| m.dir.join(version));
+                if let Some(challenger) = model_dir {
+                    *source = challenger;
                     mounts_it = true;
                 }
             }
