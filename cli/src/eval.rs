@@ -16,6 +16,11 @@ use crate::bundles::load_user_tower;
 use crate::encoding::{catalog_texts, encoder_dir, text_embeddings};
 use crate::train::{METRICS_FILE, TrainMetrics};
 
+/// Default recent-popularity window, days.
+pub const RECENT_DAYS: i64 = 30;
+/// Neighbours item-kNN keeps per item.
+pub const KNN_NEIGHBORS: usize = 100;
+
 /// `edgerec eval` arguments.
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,8 +39,11 @@ pub struct Args {
     /// Peer scores, NAME=FILE (f32 test cases × items, from `edgerec export`).
     #[arg(long, value_parser = crate::parse_external)]
     external: Vec<(String, PathBuf)>,
+    /// More bundles trained on this --data, NAME=DIR, ranked side by side.
+    #[arg(long, value_parser = crate::parse_external)]
+    also: Vec<(String, PathBuf)>,
     /// Recent-popularity window in days.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = RECENT_DAYS)]
     recent_days: i64,
     /// HTML report (default DATA/eval/report.html; metrics JSON beside it).
     #[arg(long)]
@@ -58,6 +66,7 @@ pub fn run(args: Args) -> Result<()> {
         model: &args.model,
         encoders: &args.encoders,
         external: &args.external,
+        also: &args.also,
         recent_days: args.recent_days,
         report: &report,
         json: args.json,
@@ -77,6 +86,8 @@ struct Options<'a> {
     encoders: &'a Path,
     /// Peer scores: (name, score file).
     external: &'a [(String, PathBuf)],
+    /// More bundles: (name, directory).
+    also: &'a [(String, PathBuf)],
     /// Recent-popularity window.
     recent_days: i64,
     /// HTML report path.
@@ -89,23 +100,29 @@ struct Options<'a> {
     validation: bool,
 }
 
-/// Test metrics of the bundle, the baselines and any peers.
-fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
-    let dataset = Dataset::load(opts.data)?;
-    let manifest = Manifest::verify(opts.model)?;
-    let index = ItemIndex::read(&opts.model.join(ITEMS_FILE))?;
-    let tower = load_user_tower(opts.model, &manifest)?;
-    let mut bundle_vectors = Vec::with_capacity(dataset.items() * manifest.dims);
+/// A bundle's manifest, its item vectors in the catalog's order, and its user tower.
+fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<(Manifest, Vec<f32>, UserTower)> {
+    let manifest = Manifest::verify(dir)?;
+    let index = ItemIndex::read(&dir.join(ITEMS_FILE))?;
+    let tower = load_user_tower(dir, &manifest)?;
+    let mut vectors = Vec::with_capacity(dataset.items() * manifest.dims);
     for item in &dataset.catalog {
         let i = index.find(&item.item_id).with_context(|| {
             format!(
-                "--model {}: item `{}` of the catalog is not in the bundle; train or index it on this --data",
-                opts.model.display(),
+                "{}: item `{}` of the catalog is not in the bundle; train or index it on this --data",
+                dir.display(),
                 item.item_id
             )
         })?;
-        bundle_vectors.extend(index.embedding(i));
+        vectors.extend(index.embedding(i));
     }
+    Ok((manifest, vectors, tower))
+}
+
+/// Test metrics of the bundle, the baselines and any peers.
+fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
+    let dataset = Dataset::load(opts.data)?;
+    let (manifest, bundle_vectors, tower) = load_bundle(&dataset, opts.model)?;
     let trained = manifest.files.contains_key(USER_TOWER_FILE);
     let bundle_name = if trained { "two-tower".to_string() } else { format!("{}/{}", manifest.name, manifest.version) };
     let encoder_dir = encoder_dir(&manifest.encoder.name, opts.encoders)?;
@@ -115,11 +132,15 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
         ("random".into(), Box::new(Random { seed: 7 })),
         ("popularity".into(), Box::new(Popularity::fit(&dataset))),
         ("recent-popularity".into(), Box::new(RecentPopularity::fit(&dataset, opts.recent_days))),
-        ("item-knn".into(), Box::new(ItemKnn::fit(&dataset, 100))),
+        ("item-knn".into(), Box::new(ItemKnn::fit(&dataset, KNN_NEIGHBORS))),
         ("zero-shot".into(), Box::new(Embeddings { items: text, tower: UserTower::recency(info.dims, MAX_HISTORY) })),
     ];
     for (name, path) in opts.external {
         models.push((name.clone(), Box::new(ScoreMatrix::read(path, dataset.test.len(), dataset.items())?)));
+    }
+    for (name, dir) in opts.also {
+        let (_, items, tower) = load_bundle(&dataset, dir)?;
+        models.push((name.clone(), Box::new(Embeddings { items, tower })));
     }
     for &boost in opts.new_item_boosts {
         let inner = Embeddings { items: bundle_vectors.clone(), tower: tower.clone() };

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
 use edgerec_core::data;
-use edgerec_core::eval::Dataset;
+use edgerec_core::eval::{self, Dataset};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::search::BM25_FILE;
 use edgerec_core::tower::{ITEM_TOWER_FILE, USER_TOWER_FILE};
-use edgerec_core::train::{self, EpochStats, Progress, TrainConfig};
+use edgerec_core::train::{self, EpochStats, Progress, TrainConfig, Trained};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::bundles::{bundle_name_version, index_items, new_manifest, title_index};
@@ -48,18 +48,54 @@ pub struct Args {
     /// Newest distinct history items the user tower reads.
     #[arg(long, default_value_t = TrainConfig::default().max_history)]
     max_history: usize,
-    /// Also learn a per-item ID embedding for warm items (cold items keep text only).
-    #[arg(long)]
-    id_embeddings: bool,
-    /// Probability of dropping an item's ID embedding in a step.
+    /// Item vectors from `text` alone, `hybrid` (text plus a learned ID
+    /// embedding for items with history, gated by their event count), or
+    /// `auto`: train both and keep hybrid unless text is better by 1% on
+    /// the validation window.
+    #[arg(long, value_enum, default_value_t = Items::Auto)]
+    items: Items,
+    /// Events that make an item's identity weigh half in a hybrid model.
+    #[arg(long, default_value_t = TrainConfig::default().id_gate)]
+    id_gate: f64,
+    /// Probability of dropping an item's ID embedding in a step (hybrid).
     #[arg(long, default_value_t = TrainConfig::default().id_dropout)]
     id_dropout: f64,
+    /// Examples this many days older than the newest weigh half (0: all alike).
+    #[arg(long, default_value_t = TrainConfig::default().half_life_days)]
+    half_life_days: f64,
     /// Cap on examples per epoch (a fresh random subset each epoch).
     #[arg(long)]
     max_examples_per_epoch: Option<usize>,
     /// Random seed (initialization, shuffling, dropout).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
+}
+
+/// How much better (relative validation Recall@20) text-only item vectors
+/// must be for `--items auto` to keep them over hybrid ones.
+const TEXT_MARGIN: f64 = 0.01;
+
+/// How item vectors are made (`--items`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Items {
+    /// Text alone: every item, new or not, is scored the same way.
+    Text,
+    /// Text plus a gated ID embedding for items with history.
+    Hybrid,
+    /// Both: hybrid, unless text is better by 1% on validation Recall@20.
+    Auto,
+}
+
+/// Validation metrics of one candidate or baseline, for `metrics.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Candidate {
+    /// `text`, `hybrid`, `popularity`, `recent-popularity` or `item-knn`.
+    pub name: String,
+    /// Validation Recall@20.
+    pub recall_20: f64,
+    /// Validation NDCG@10.
+    pub ndcg_10: f64,
 }
 
 /// `metrics.json` of a trained bundle.
@@ -77,6 +113,10 @@ pub struct TrainMetrics {
     pub train_seconds: f64,
     /// Epoch 0 (zero-shot) and every trained epoch.
     pub epochs: Vec<EpochStats>,
+    /// Every trained candidate and the baselines on the validation window
+    /// (the kept one first).
+    #[serde(default)]
+    pub validation: Vec<Candidate>,
 }
 
 /// File name of the training history inside a trained bundle (`eval` plots it).
@@ -88,7 +128,10 @@ pub fn run(args: Args) -> Result<()> {
     if !(0.0..1.0).contains(&args.id_dropout) {
         bail!("--id-dropout {}: expected a probability in [0, 1)", args.id_dropout);
     }
-    let config = TrainConfig {
+    if args.id_gate < 0.0 || args.half_life_days < 0.0 {
+        bail!("--id-gate {} and --half-life-days {}: expected 0 or more", args.id_gate, args.half_life_days);
+    }
+    let base = TrainConfig {
         dims: args.dims,
         max_history: args.max_history,
         batch_size: args.batch_size,
@@ -97,12 +140,13 @@ pub fn run(args: Args) -> Result<()> {
         learning_rate: args.learning_rate,
         weight_decay: TrainConfig::default().weight_decay,
         temperature: args.temperature,
-        id_embeddings: args.id_embeddings,
+        id_embeddings: false,
         id_dropout: args.id_dropout,
+        id_gate: args.id_gate,
+        half_life_days: args.half_life_days,
         seed: args.seed,
         max_examples_per_epoch: args.max_examples_per_epoch,
     };
-    let config = &config;
     let encoder_dir = args.encoder.dir()?;
     let (data_dir, out) = (&args.data, &args.out);
     let dataset = Dataset::load(data_dir)?;
@@ -110,12 +154,151 @@ pub fn run(args: Args) -> Result<()> {
     let (text, info) = text_embeddings(data_dir, "catalog", &catalog_texts(&dataset.catalog), &encoder_dir, 32)?;
     println!("{}", dataset.split.table());
 
+    // `auto` needs a validation window to choose on; without one the text
+    // model (which ranks new items like any other) is the safe choice.
+    let candidates: &[Items] = match args.items {
+        Items::Auto if dataset.valid.is_empty() => &[Items::Text],
+        Items::Auto => &[Items::Text, Items::Hybrid],
+        Items::Text => &[Items::Text],
+        Items::Hybrid => &[Items::Hybrid],
+    };
+    let mut runs = Vec::new();
+    for &items in candidates {
+        let config = TrainConfig { id_embeddings: items == Items::Hybrid, ..base.clone() };
+        if candidates.len() > 1 {
+            println!("--items {}:", items_name(items));
+        }
+        let trained = train_with_progress(&dataset, &text, info.dims, &config)?;
+        runs.push((items, config, trained));
+    }
+    let valid_of = |t: &train::Trained| t.history[t.best_epoch].valid.all;
+    // Hybrid unless text is clearly better on validation Recall@20: a
+    // validation window of a few hundred users often cannot tell the two
+    // apart, and where it could not, hybrid won the test window on both
+    // shops we measured (BENCHMARKS.md).
+    let recall = |items: Items| runs.iter().find(|r| r.0 == items).map(|r| valid_of(&r.2).recall_20);
+    let keep = match (recall(Items::Text), recall(Items::Hybrid)) {
+        (Some(text), Some(hybrid)) if text > hybrid * (1.0 + TEXT_MARGIN) => Items::Text,
+        (_, Some(_)) => Items::Hybrid,
+        _ => Items::Text,
+    };
+    let best = runs.iter().position(|r| r.0 == keep).expect("the kept candidate was trained");
+    let (chosen, config, trained) = runs.swap_remove(best);
+    let config = &config;
+    let mut validation = vec![candidate(items_name(chosen), valid_of(&trained))];
+    validation.extend(runs.iter().map(|(items, _, t)| candidate(items_name(*items), valid_of(t))));
+    if !dataset.valid.is_empty() {
+        for (name, scorer) in baselines(&dataset) {
+            validation.push(candidate(name, eval::evaluate(scorer.as_ref(), &dataset.valid, &dataset.cold).all));
+        }
+        print_validation(&validation);
+    }
+    let items = index_items(&dataset.catalog, &events, &trained.item_vectors, config.dims);
+    let items_bytes = ItemIndex::encode(&items)?;
+    let trained_epochs: Vec<&EpochStats> = trained.history.iter().filter(|e| e.epoch > 0).collect();
+    let metrics = TrainMetrics {
+        config: config.clone(),
+        best_epoch: trained.best_epoch,
+        examples: trained.examples,
+        examples_per_second: trained_epochs.iter().map(|e| e.examples_per_second).sum::<f64>()
+            / trained_epochs.len().max(1) as f64,
+        train_seconds: trained.seconds,
+        epochs: trained.history.clone(),
+        validation,
+    };
+    let metrics_bytes = serde_json::to_vec_pretty(&metrics)?;
+    let best = &trained.history[trained.best_epoch].valid;
+    let mut manifest = new_manifest(name, version, config.dims, info, items.len());
+    for (key, value) in [
+        ("valid_recall@20", best.all.recall_20),
+        ("valid_ndcg@10", best.all.ndcg_10),
+        ("examples_per_second", metrics.examples_per_second),
+    ] {
+        manifest.metrics.insert(key.into(), value.into());
+    }
+    manifest.metrics.insert("best_epoch".into(), trained.best_epoch.into());
+    manifest.metrics.insert("items".into(), items_name(chosen).into());
+    write_bundle(
+        out,
+        manifest,
+        &[
+            (ITEMS_FILE, &items_bytes),
+            (BM25_FILE, &title_index(&items_bytes)?),
+            (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
+            (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
+            (METRICS_FILE, &metrics_bytes),
+        ],
+    )?;
+    let manifest = Manifest::verify(out)?;
+    println!(
+        "trained {} in {:.1}s ({:.0} examples/s); best epoch {} (valid Recall@20 {:.4}, zero-shot {:.4}); bundle {} {} at {}",
+        items_name(chosen),
+        trained.seconds,
+        metrics.examples_per_second,
+        trained.best_epoch,
+        best.all.recall_20,
+        trained.history[0].valid.all.recall_20,
+        manifest.name,
+        manifest.version,
+        out.display()
+    );
+    Ok(())
+}
+
+fn items_name(items: Items) -> &'static str {
+    match items {
+        Items::Text => "text",
+        Items::Hybrid => "hybrid",
+        Items::Auto => "auto",
+    }
+}
+
+fn candidate(name: &str, m: eval::Metrics) -> Candidate {
+    Candidate { name: name.into(), recall_20: m.recall_20, ndcg_10: m.ndcg_10 }
+}
+
+/// The baselines a shop could serve instead, as `edgerec eval` fits them.
+fn baselines(data: &Dataset) -> Vec<(&'static str, Box<dyn eval::Scorer>)> {
+    vec![
+        ("popularity", Box::new(eval::Popularity::fit(data))),
+        ("recent-popularity", Box::new(eval::RecentPopularity::fit(data, crate::eval::RECENT_DAYS))),
+        ("item-knn", Box::new(eval::ItemKnn::fit(data, crate::eval::KNN_NEIGHBORS))),
+    ]
+}
+
+/// The kept model against the others on the validation window, with a
+/// warning when a baseline ranks better: the shop's log may say that the
+/// crowd's choice is the best guess.
+fn print_validation(rows: &[Candidate]) {
+    println!("validation window:  model               Recall@20  NDCG@10");
+    for (n, c) in rows.iter().enumerate() {
+        let mark = if n == 0 { "kept" } else { "    " };
+        println!("  {mark}  {:<18} {:>9.4} {:>8.4}", c.name, c.recall_20, c.ndcg_10);
+    }
+    let kept = &rows[0];
+    for c in &rows[1..] {
+        if (c.recall_20 > kept.recall_20 || c.ndcg_10 > kept.ndcg_10) && baseline_name(&c.name) {
+            println!(
+                "warning: {} beats the trained model on validation (Recall@20 {:.4} vs {:.4}, NDCG@10 {:.4} vs {:.4}); \
+                 compare them on the test window with `edgerec eval` before serving",
+                c.name, c.recall_20, kept.recall_20, c.ndcg_10, kept.ndcg_10
+            );
+        }
+    }
+}
+
+fn baseline_name(name: &str) -> bool {
+    !matches!(name, "text" | "hybrid")
+}
+
+/// Trains one candidate with a progress bar and a line per epoch.
+fn train_with_progress(dataset: &Dataset, text: &[f32], text_dims: usize, config: &TrainConfig) -> Result<Trained> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} steps  {msg}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut recent_loss = 0.0;
-    let trained = train::train(&dataset, &text, info.dims, config, |p| match p {
+    let trained = train::train(dataset, text, text_dims, config, |p| match p {
         Progress::Start { examples, steps } => {
             bar.suspend(|| {
                 println!("{examples} examples per epoch, {steps} steps of {}", config.batch_size.min(examples))
@@ -143,52 +326,5 @@ pub fn run(args: Args) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-
-    let items = index_items(&dataset.catalog, &events, &trained.item_vectors, config.dims);
-    let items_bytes = ItemIndex::encode(&items)?;
-    let trained_epochs: Vec<&EpochStats> = trained.history.iter().filter(|e| e.epoch > 0).collect();
-    let metrics = TrainMetrics {
-        config: config.clone(),
-        best_epoch: trained.best_epoch,
-        examples: trained.examples,
-        examples_per_second: trained_epochs.iter().map(|e| e.examples_per_second).sum::<f64>()
-            / trained_epochs.len().max(1) as f64,
-        train_seconds: trained.seconds,
-        epochs: trained.history.clone(),
-    };
-    let metrics_bytes = serde_json::to_vec_pretty(&metrics)?;
-    let best = &trained.history[trained.best_epoch].valid;
-    let mut manifest = new_manifest(name, version, config.dims, info, items.len());
-    for (key, value) in [
-        ("valid_recall@20", best.all.recall_20),
-        ("valid_ndcg@10", best.all.ndcg_10),
-        ("examples_per_second", metrics.examples_per_second),
-    ] {
-        manifest.metrics.insert(key.into(), value.into());
-    }
-    manifest.metrics.insert("best_epoch".into(), trained.best_epoch.into());
-    write_bundle(
-        out,
-        manifest,
-        &[
-            (ITEMS_FILE, &items_bytes),
-            (BM25_FILE, &title_index(&items_bytes)?),
-            (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
-            (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
-            (METRICS_FILE, &metrics_bytes),
-        ],
-    )?;
-    let manifest = Manifest::verify(out)?;
-    println!(
-        "trained in {:.1}s ({:.0} examples/s); best epoch {} (valid Recall@20 {:.4}, zero-shot {:.4}); bundle {} {} at {}",
-        trained.seconds,
-        metrics.examples_per_second,
-        trained.best_epoch,
-        best.all.recall_20,
-        trained.history[0].valid.all.recall_20,
-        manifest.name,
-        manifest.version,
-        out.display()
-    );
-    Ok(())
+    Ok(trained)
 }

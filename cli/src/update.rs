@@ -17,7 +17,7 @@ use edgerec_core::data::{self, CatalogItem, Event};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::search::BM25_FILE;
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower};
-use edgerec_core::train::{Progress, TrainConfig};
+use edgerec_core::train::Progress;
 use edgerec_core::update::{self, GateMetric, Inputs, Kind, Towers, UpdateConfig};
 use edgerec_core::versions::{self, Action, Entry, VersionLog};
 use edgerec_host::users::Users;
@@ -199,7 +199,7 @@ pub fn update_config(
         gate_metric: GateMetric::parse(gate_metric).map_err(|e| anyhow::anyhow!("{e}"))?,
         gate_margin,
         replay,
-        train: TrainConfig { epochs, ..TrainConfig::default() },
+        train: edgerec_core::update::update_train_config(epochs),
     })
 }
 
@@ -266,6 +266,20 @@ struct Version {
     manifest: Manifest,
     user: UserTower,
     item: ItemTower,
+    /// Its `items.bin` when it serves more than its item tower gives (a
+    /// hybrid version: identities are folded into the vectors).
+    served: Option<ItemIndex>,
+}
+
+impl Version {
+    fn towers(&self) -> Towers<'_> {
+        Towers { user: &self.user, item: &self.item, served: self.served.as_ref() }
+    }
+
+    /// Whether it was trained with ID embeddings (`--items hybrid`).
+    fn hybrid(&self) -> bool {
+        self.manifest.metrics.get("items").and_then(|v| v.as_str()) == Some("hybrid")
+    }
 }
 
 /// A version's towers; a zero-shot bundle (no towers) scores as the
@@ -282,7 +296,7 @@ fn load_version(model_dir: &Path, version: &str, zero_shot: bool) -> Result<Vers
             bias: vec![0.0; d],
         };
         let user = UserTower::recency(d, edgerec_core::tower::MAX_HISTORY);
-        return Ok(Version { name: version.to_string(), manifest, user, item });
+        return Ok(Version { name: version.to_string(), manifest, user, item, served: None });
     }
     if !manifest.files.contains_key(ITEM_TOWER_FILE) {
         bail!(
@@ -293,7 +307,11 @@ fn load_version(model_dir: &Path, version: &str, zero_shot: bool) -> Result<Vers
     let user = crate::bundles::load_user_tower(&dir, &manifest)?;
     let path = dir.join(ITEM_TOWER_FILE);
     let item = ItemTower::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
-    Ok(Version { name: version.to_string(), manifest, user, item })
+    let mut version = Version { name: version.to_string(), manifest, user, item, served: None };
+    if version.hybrid() {
+        version.served = Some(ItemIndex::read(&dir.join(ITEMS_FILE))?);
+    }
+    Ok(version)
 }
 
 /// The version an update starts from: the log's serving version, else the
@@ -408,6 +426,9 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     let mut config = plan.config.clone();
     config.train.dims = parent.item.dims;
     config.train.max_history = parent.user.max_history();
+    // A hybrid version updates as hybrid: its identities start from the
+    // vectors it serves.
+    config.train.id_embeddings = parent.hybrid();
     let bar = plan.progress.then(|| {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("update epoch {prefix} {bar:30} {pos}/{len} steps  {msg}  eta {eta}")
@@ -420,9 +441,9 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
             text: &text,
             text_dims: info.dims,
             events: &events,
-            serving: (&parent.name, Towers { user: &parent.user, item: &parent.item }),
+            serving: (&parent.name, parent.towers()),
             since,
-            compare: compare.iter().map(|v| (v.name.as_str(), Towers { user: &v.user, item: &v.item })).collect(),
+            compare: compare.iter().map(|v| (v.name.as_str(), v.towers())).collect(),
         },
         &config,
         |p| {
@@ -468,6 +489,7 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
             / trained.history.len().saturating_sub(1).max(1) as f64,
         train_seconds: trained.seconds,
         epochs: trained.history.clone(),
+        validation: Vec::new(),
     };
     let mut manifest = new_manifest(name.clone(), version.clone(), config.train.dims, info, items.len());
     let candidate = &outcome.scores["candidate"];
@@ -478,6 +500,8 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     ] {
         manifest.metrics.insert(key.into(), value.into());
     }
+    let items_kind = if config.train.id_embeddings { "hybrid" } else { "text" };
+    manifest.metrics.insert("items".into(), items_kind.into());
     manifest.lineage = Some(lineage.clone());
     write_bundle(
         &out,

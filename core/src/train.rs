@@ -1,10 +1,13 @@
 //! Two-tower fine-tuning on a shop's own behaviour, with candle autograd.
 //!
-//! * **Item tower**: `e_i = normalize(t_i · W_item + b_item + id_i)`, where
-//!   `t_i` is the frozen pretrained text embedding and `id_i` a per-item
-//!   embedding that only warm items ever train (zero for cold items, which
-//!   therefore work from text alone). `id_i` is dropped at random while
-//!   training so the text path keeps carrying the signal.
+//! * **Item tower**: `e_i = normalize(t_i · W_item + b_item + g_i id_i)`,
+//!   where `t_i` is the frozen pretrained text embedding and, in a hybrid
+//!   model, `id_i` a per-item embedding gated by `g_i = c / (c + id_gate)`
+//!   of the item's `c` training events. A training target's gate counts
+//!   only its events before that step, so items new at the time are
+//!   learned from text alone, as items new at serving time are scored
+//!   (their `id_i` is zero). The served vector folds the gate in: one dot
+//!   product per item, as for text-only towers.
 //! * **User tower**: softmax over learned recency-position logits (newest
 //!   distinct history item first) pools the history's `e_i`, then
 //!   `u = normalize(pooled · W_user + b_user)` ([`crate::tower::UserTower`],
@@ -14,6 +17,9 @@
 //!   correction, so popular items are not pushed down just for being
 //!   frequent negatives); other positives of the same basket and repeated
 //!   items are masked out.
+//! * **Recency**: each example's loss weighs `0.5^(age / half_life)`, its
+//!   age counted back from the newest training step, so a shop's current
+//!   taste counts most.
 //! * **Early stopping** on validation Recall@20 (full ranking, the
 //!   serving code path), keeping the best epoch's weights.
 //!
@@ -57,6 +63,18 @@ pub struct TrainConfig {
     pub id_embeddings: bool,
     /// Probability of dropping an item's ID embedding in a step.
     pub id_dropout: f64,
+    /// How many training events make an item's identity count half: its ID
+    /// embedding is scaled by `events / (events + id_gate)` (the events
+    /// before the step, for a target), so rarely seen and newly listed
+    /// items lean on their text, as new items do at serving time. 0 turns
+    /// the gate off.
+    #[serde(default)]
+    pub id_gate: f64,
+    /// Examples this many days older than the newest weigh half as much
+    /// (each halving again); 0 weighs all alike. Logs without times
+    /// weigh all alike.
+    #[serde(default)]
+    pub half_life_days: f64,
     /// Seed for initialization, shuffling and dropout.
     pub seed: u64,
     /// Cap on training examples per epoch (a fresh random subset each
@@ -75,11 +93,16 @@ impl Default for TrainConfig {
             learning_rate: 2e-3,
             weight_decay: 1e-4,
             temperature: 0.05,
-            // Text-only towers rank cold items as well as warm ones; on
-            // Online Retail the ID embeddings won NDCG@10 (0.065 vs 0.059)
-            // but lost the cold slice (Recall@20 0.018 vs 0.083).
+            // `edgerec train` chooses text or hybrid on validation; a
+            // library caller gets the text towers (what updates train).
             id_embeddings: false,
-            id_dropout: 0.5,
+            // The gate, not dropout, keeps the text path learning: items new
+            // at a step are trained as text alone.
+            id_dropout: 0.0,
+            id_gate: 10.0,
+            // On Online Retail (a year of orders) weighing the last two
+            // months most lifted test Recall@20 by 11% (BENCHMARKS.md).
+            half_life_days: 60.0,
             seed: 42,
             max_examples_per_epoch: None,
         }
@@ -150,6 +173,11 @@ pub struct Trained {
 struct Example {
     context: u32,
     target: ItemIdx,
+    /// Training events of the target before this step (all of them when
+    /// the log has no times): what its identity gate sees.
+    target_events: u32,
+    /// Unix time of the step, when the log has times.
+    time: Option<i64>,
 }
 
 /// Histories (newest first), and examples with the unix time of their step.
@@ -159,9 +187,11 @@ type Examples = (Vec<Vec<ItemIdx>>, Vec<(Example, Option<i64>)>);
 /// user's first, each item not already in the history is a target, and
 /// the newest `max_history` distinct earlier items are its context.
 fn examples(data: &Dataset, max_history: usize) -> Examples {
+    let sequences = data.train_sequences();
+    let events_before = EventsBefore::new(&sequences, data.items());
     let mut contexts = Vec::new();
     let mut out = Vec::new();
-    for seq in data.train_sequences() {
+    for seq in sequences {
         let mut history: Vec<ItemIdx> = Vec::new(); // newest first, distinct
         for (ts, items) in &seq {
             if !history.is_empty() {
@@ -169,7 +199,9 @@ fn examples(data: &Dataset, max_history: usize) -> Examples {
                 if !targets.is_empty() {
                     let context = contexts.len() as u32;
                     contexts.push(history.iter().copied().take(max_history).collect());
-                    out.extend(targets.into_iter().map(|target| (Example { context, target }, *ts)));
+                    out.extend(targets.into_iter().map(|target| {
+                        (Example { context, target, target_events: events_before.count(target, *ts), time: *ts }, *ts)
+                    }));
                 }
             }
             for &i in items {
@@ -181,6 +213,50 @@ fn examples(data: &Dataset, max_history: usize) -> Examples {
     (contexts, out)
 }
 
+/// Each item's training event times, to count its events before a time:
+/// an item new at a step is trained as new items are served (text alone).
+struct EventsBefore {
+    times: Vec<Vec<i64>>,
+    total: Vec<u32>,
+}
+
+impl EventsBefore {
+    fn new(sequences: &[Vec<(Option<i64>, Vec<ItemIdx>)>], n: usize) -> Self {
+        let mut times = vec![Vec::new(); n];
+        let mut total = vec![0u32; n];
+        for (ts, items) in sequences.iter().flatten() {
+            for &i in items {
+                total[i as usize] += 1;
+                if let Some(t) = ts {
+                    times[i as usize].push(*t);
+                }
+            }
+        }
+        times.iter_mut().for_each(|t| t.sort_unstable());
+        Self { times, total }
+    }
+
+    fn count(&self, item: ItemIdx, at: Option<i64>) -> u32 {
+        match at {
+            Some(t) => self.times[item as usize].partition_point(|&x| x < t) as u32,
+            None => self.total[item as usize],
+        }
+    }
+}
+
+/// The loss weight of an example at `time` when the newest is at `last`.
+fn recency_weight(time: Option<i64>, last: Option<i64>, half_life_days: f64) -> f32 {
+    match (time, last) {
+        (Some(t), Some(last)) => 0.5f64.powf((last - t).max(0) as f64 / (half_life_days * 86_400.0)) as f32,
+        _ => 1.0,
+    }
+}
+
+/// How much an item with `events` training events leans on its identity.
+fn identity_gate(events: f64, id_gate: f64) -> f32 {
+    if id_gate > 0.0 { (events / (events + id_gate)) as f32 } else { 1.0 }
+}
+
 fn err(e: candle_core::Error) -> Error {
     Error::Train(e.to_string())
 }
@@ -190,6 +266,9 @@ struct Model {
     w_item: Var,
     b_item: Var,
     id: Option<Var>,
+    /// `(n, 1)`: how much each item's identity counts at serving time
+    /// (`config.id_gate` of its training events; 1 without a gate).
+    gate: Tensor,
     positions: Var,
     w_user: Var,
     b_user: Var,
@@ -213,14 +292,18 @@ impl Model {
         v
     }
 
-    /// All item vectors; `id_mask` scales each item's ID embedding.
-    fn items(&self, id_mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let mut e = self.text.matmul(self.w_item.as_tensor())?.broadcast_add(self.b_item.as_tensor())?;
+    /// Vectors `(k, d)` of the items `rows` (every item when `None`),
+    /// each item's identity scaled by `scale` `(k, 1)`: its gate, times the
+    /// dropout mask while training. An item without identity (scale 0:
+    /// new, or dropped) is its text alone.
+    fn encode(&self, rows: Option<&Tensor>, scale: &Tensor) -> candle_core::Result<Tensor> {
+        let pick = |t: &Tensor| match rows {
+            Some(r) => t.index_select(r, 0),
+            None => Ok(t.clone()),
+        };
+        let mut e = pick(&self.text)?.matmul(self.w_item.as_tensor())?.broadcast_add(self.b_item.as_tensor())?;
         if let Some(id) = &self.id {
-            e = match id_mask {
-                Some(m) => (e + id.as_tensor().broadcast_mul(m)?)?,
-                None => (e + id.as_tensor())?,
-            };
+            e = (e + pick(id.as_tensor())?.broadcast_mul(scale)?)?;
         }
         l2_normalize(&e)
     }
@@ -238,7 +321,7 @@ impl Model {
 
     fn export(&self) -> candle_core::Result<(Vec<f32>, UserTower, ItemTower)> {
         let dims = self.w_user.dims()[0];
-        let items = self.items(None)?.flatten_all()?.to_vec1::<f32>()?;
+        let items = self.encode(None, &self.gate)?.flatten_all()?.to_vec1::<f32>()?;
         let user = UserTower {
             dims,
             position_logits: self.positions.as_tensor().to_vec1()?,
@@ -280,6 +363,10 @@ pub struct Start<'a> {
     /// ...plus `replay` older examples per new one, drawn at random once,
     /// so the update does not forget what the older log taught.
     pub replay: f64,
+    /// The serving version's item vectors (catalog order), for a hybrid
+    /// update: each warm item's identity starts where it reproduces the
+    /// vector it serves, so the update starts from the serving model.
+    pub item_vectors: Option<&'a [f32]>,
 }
 
 /// What an update's example selection kept.
@@ -346,6 +433,7 @@ pub fn train_from(
         }));
     }
     let dev = Device::Cpu;
+    let last_time = all_examples.iter().filter_map(|e| e.time).max();
     let per_epoch = config.max_examples_per_epoch.unwrap_or(usize::MAX).min(all_examples.len());
     // A data set smaller than one batch trains in one full batch.
     let (d, l, b) = (config.dims, config.max_history, config.batch_size.min(per_epoch).max(2));
@@ -372,6 +460,12 @@ pub fn train_from(
         }
         .map_err(err)?,
         id: if config.id_embeddings { Some(Var::zeros((n, d), DType::F32, &dev).map_err(err)?) } else { None },
+        gate: Tensor::from_vec(
+            item_events(data).iter().map(|&c| identity_gate(c, config.id_gate)).collect::<Vec<_>>(),
+            (n, 1),
+            &dev,
+        )
+        .map_err(err)?,
         positions: Var::from_vec(
             match &warm {
                 Some(w) => w.positions.clone(),
@@ -392,6 +486,9 @@ pub fn train_from(
         }
         .map_err(err)?,
     };
+    if let (Some(id), Some(served), Some((_, item))) = (&model.id, start.item_vectors, start.towers) {
+        id.set(&identity_start(item, text, text_dims, served, &model.gate, &dev)?).map_err(err)?;
+    }
     let mut opt = AdamW::new(
         model.vars(),
         ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() },
@@ -445,17 +542,30 @@ pub fn train_from(
                     }
                 }
             }
-            let id_mask = if config.id_embeddings {
-                use rand::Rng;
-                let keep = 1.0 - config.id_dropout;
-                let m: Vec<f32> =
-                    (0..n).map(|_| if rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
-                Some(Tensor::from_vec(m, (n, 1), &dev).map_err(err)?)
-            } else {
-                None
-            };
+            // Identity scale: the gate (of all events for history items, of
+            // the events before the step for targets), times dropout.
+            let keep = 1.0 - config.id_dropout;
+            let dropped: Vec<f32> = (0..n)
+                .map(|_| {
+                    use rand::Rng;
+                    if config.id_dropout <= 0.0 {
+                        1.0
+                    } else if rng.random::<f64>() < keep {
+                        (1.0 / keep) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let target_scale: Vec<f32> = batch
+                .iter()
+                .map(|ex| identity_gate(ex.target_events as f64, config.id_gate) * dropped[ex.target as usize])
+                .collect();
+            let weights: Option<Vec<f32>> = (config.half_life_days > 0.0 && last_time.is_some())
+                .then(|| batch.iter().map(|ex| recency_weight(ex.time, last_time, config.half_life_days)).collect());
             let loss = (|| -> candle_core::Result<Tensor> {
-                let e = model.items(id_mask.as_ref())?;
+                let history_scale = (&model.gate * Tensor::from_vec(dropped, (n, 1), &dev)?)?;
+                let e = model.encode(None, &history_scale)?;
                 let hist = e.index_select(&Tensor::from_vec(hist_idx, b * l, &dev)?, 0)?.reshape((b, l, d))?;
                 let pos = model.positions.as_tensor().unsqueeze(0)?.broadcast_add(&Tensor::from_vec(
                     hist_mask,
@@ -466,11 +576,22 @@ pub fn train_from(
                 let pooled = attention.unsqueeze(1)?.matmul(&hist)?.squeeze(1)?;
                 let user = pooled.matmul(model.w_user.as_tensor())?.broadcast_add(model.b_user.as_tensor())?;
                 let user = l2_normalize(&user)?;
-                let item = e.index_select(&Tensor::from_vec(targets, b, &dev)?, 0)?;
+                let targets = Tensor::from_vec(targets, b, &dev)?;
+                let item = model.encode(Some(&targets), &Tensor::from_vec(target_scale, (b, 1), &dev)?)?;
                 let logits = (user.matmul(&item.t()?)? / config.temperature)?
                     .broadcast_sub(&Tensor::from_vec(logq, (1, b), &dev)?)?
                     .broadcast_add(&Tensor::from_vec(collide, (b, b), &dev)?)?;
-                candle_nn::loss::cross_entropy(&logits, &labels)
+                match weights {
+                    None => candle_nn::loss::cross_entropy(&logits, &labels),
+                    // The recency-weighted mean of the examples' losses.
+                    Some(w) => {
+                        let total: f32 = w.iter().sum();
+                        let w = Tensor::from_vec(w, b, &dev)?;
+                        let log_p = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+                        let picked = log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+                        ((picked * w)?.sum_all()? / total.max(f32::MIN_POSITIVE) as f64)?.neg()
+                    }
+                }
             })()
             .map_err(err)?;
             opt.backward_step(&loss).map_err(err)?;
@@ -501,7 +622,21 @@ pub fn train_from(
         }
     }
     model.restore(&best_weights).map_err(err)?;
-    let (item_vectors, user_tower, item_tower) = model.export().map_err(err)?;
+    let (mut item_vectors, user_tower, mut item_tower) = model.export().map_err(err)?;
+    if config.id_embeddings {
+        item_tower = new_item_tower(data, text, text_dims, &item_vectors, config)?;
+        for (i, &cold) in data.cold.iter().enumerate() {
+            if cold {
+                let row = item_tower.project(&text[i * text_dims..(i + 1) * text_dims]);
+                item_vectors[i * d..(i + 1) * d].copy_from_slice(&row);
+            }
+        }
+        // The kept epoch's validation, as served (new items included).
+        if early_stopping {
+            let served = Embeddings { items: item_vectors.clone(), tower: user_tower.clone() };
+            history[best.0].valid = evaluate(&served, &data.valid, &data.cold);
+        }
+    }
     let trained = Trained {
         item_vectors,
         user_tower,
@@ -512,6 +647,153 @@ pub fn train_from(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((trained, selected))
+}
+
+/// ID embeddings with which `normalize(t W + b + g · id)` is each warm
+/// item's served vector: `id = (|t W + b| · served − (t W + b)) / g`
+/// (zero where the gate is 0: cold items are served from text).
+fn identity_start(
+    item: &ItemTower,
+    text: &[f32],
+    text_dims: usize,
+    served: &[f32],
+    gate: &Tensor,
+    dev: &Device,
+) -> Result<Tensor> {
+    let d = item.dims;
+    let n = text.len() / text_dims;
+    if served.len() != n * d {
+        return Err(Error::Train(format!("{} served values for {n} items × {d} dims", served.len())));
+    }
+    let gate = gate.flatten_all().and_then(|g| g.to_vec1::<f32>()).map_err(err)?;
+    let mut id = vec![0f32; n * d];
+    for i in 0..n {
+        if gate[i] <= 0.0 {
+            continue;
+        }
+        let mut base = item.bias.clone();
+        for (t, row) in text[i * text_dims..(i + 1) * text_dims].iter().zip(item.weight.chunks_exact(d)) {
+            base.iter_mut().zip(row).for_each(|(b, w)| *b += t * w);
+        }
+        let norm = base.iter().map(|x| x * x).sum::<f32>().sqrt();
+        for ((out, b), v) in id[i * d..(i + 1) * d].iter_mut().zip(&base).zip(&served[i * d..(i + 1) * d]) {
+            *out = (norm * v - b) / gate[i];
+        }
+    }
+    Tensor::from_vec(id, (n, d), dev).map_err(err)
+}
+
+/// Ridge penalty of the new-item tower's fit.
+const NEW_ITEM_RIDGE: f64 = 10.0;
+
+/// The item tower a hybrid model serves new items with: a ridge regression
+/// from text to the served vectors of items with history, each weighted by
+/// its recency-weighted events, so an item nobody has bought yet lands
+/// where recently bought items with text like its own are (their identity
+/// included), not where the text-only path alone would put it.
+fn new_item_tower(
+    data: &Dataset,
+    text: &[f32],
+    text_dims: usize,
+    vectors: &[f32],
+    config: &TrainConfig,
+) -> Result<ItemTower> {
+    let sequences = data.train_sequences();
+    let last = sequences.iter().flatten().filter_map(|s| s.0).max();
+    let mut weights = vec![0f64; data.items()];
+    for (ts, items) in sequences.iter().flatten() {
+        let w = if config.half_life_days > 0.0 { recency_weight(*ts, last, config.half_life_days) as f64 } else { 1.0 };
+        for &i in items {
+            weights[i as usize] += w;
+        }
+    }
+    // Inputs with a constant 1 appended: its coefficients are the bias.
+    let (p, d) = (text_dims + 1, config.dims);
+    let mut gram = vec![0f64; p * p];
+    let mut cross = vec![0f64; p * d];
+    let mut x = vec![0f64; p];
+    for (i, &w) in weights.iter().enumerate() {
+        if w <= 0.0 {
+            continue;
+        }
+        x[..text_dims].iter_mut().zip(&text[i * text_dims..(i + 1) * text_dims]).for_each(|(x, &t)| *x = t as f64);
+        x[text_dims] = 1.0;
+        let y = &vectors[i * d..(i + 1) * d];
+        for r in 0..p {
+            let wx = w * x[r];
+            for c in 0..=r {
+                gram[r * p + c] += wx * x[c];
+            }
+            for (out, &y) in cross[r * d..(r + 1) * d].iter_mut().zip(y) {
+                *out += wx * y as f64;
+            }
+        }
+    }
+    for r in 0..p {
+        for c in 0..r {
+            gram[c * p + r] = gram[r * p + c];
+        }
+        gram[r * p + r] += NEW_ITEM_RIDGE;
+    }
+    let solution = solve_spd(gram, cross, p, d)
+        .ok_or_else(|| Error::Train("the new-item tower's regression is singular".into()))?;
+    let weight = solution[..text_dims * d].iter().map(|&v| v as f32).collect();
+    let bias = solution[text_dims * d..].iter().map(|&v| v as f32).collect();
+    Ok(ItemTower { text_dims, dims: d, weight, bias })
+}
+
+/// Solves `a x = b` for a symmetric positive definite `a` (`n × n`) and
+/// `b` with `m` columns (row-major), by Cholesky; `None` if `a` is not
+/// positive definite.
+fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize, m: usize) -> Option<Vec<f64>> {
+    // a = L Lᵀ, L stored in the lower triangle of `a`.
+    for j in 0..n {
+        let diagonal = a[j * n + j] - (0..j).map(|k| a[j * n + k] * a[j * n + k]).sum::<f64>();
+        if diagonal <= 0.0 || !diagonal.is_finite() {
+            return None;
+        }
+        let l_jj = diagonal.sqrt();
+        a[j * n + j] = l_jj;
+        for i in j + 1..n {
+            let s = a[i * n + j] - (0..j).map(|k| a[i * n + k] * a[j * n + k]).sum::<f64>();
+            a[i * n + j] = s / l_jj;
+        }
+    }
+    // L y = b, then Lᵀ x = y, all columns at once.
+    for i in 0..n {
+        for k in 0..i {
+            let l = a[i * n + k];
+            for c in 0..m {
+                b[i * m + c] -= l * b[k * m + c];
+            }
+        }
+        let l = a[i * n + i];
+        b[i * m..(i + 1) * m].iter_mut().for_each(|v| *v /= l);
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            let l = a[k * n + i];
+            for c in 0..m {
+                b[i * m + c] -= l * b[k * m + c];
+            }
+        }
+        let l = a[i * n + i];
+        b[i * m..(i + 1) * m].iter_mut().for_each(|v| *v /= l);
+    }
+    Some(b)
+}
+
+/// Training events per item (every step of every training sequence).
+fn item_events(data: &Dataset) -> Vec<f64> {
+    let mut counts = vec![0f64; data.items()];
+    for seq in data.train_sequences() {
+        for (_, items) in seq {
+            for i in items {
+                counts[i as usize] += 1.0;
+            }
+        }
+    }
+    counts
 }
 
 /// A serving version's towers as starting weights.
@@ -545,11 +827,23 @@ fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::CatalogItem;
     use crate::data::split::{Case, Sequence, Split, Step};
     use rand::Rng;
+
+    /// Items `i00`, `i01`, ... titled `item 0`, `item 1`, ...
+    pub(crate) fn numbered_catalog(n: usize) -> Vec<CatalogItem> {
+        (0..n)
+            .map(|i| CatalogItem {
+                item_id: format!("i{i:02}"),
+                title: format!("item {i}"),
+                text: format!("item {i}"),
+                first_seen: None,
+            })
+            .collect()
+    }
 
     /// 60 items whose random "text" says nothing about behaviour: shoppers
     /// who take item `a` next take its partner `(a + 30) % 60`. Only
@@ -558,14 +852,7 @@ mod tests {
         let n = 60;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let text: Vec<f32> = (0..n * 16).map(|_| rng.random::<f32>() - 0.5).collect();
-        let catalog: Vec<CatalogItem> = (0..n)
-            .map(|i| CatalogItem {
-                item_id: format!("i{i:02}"),
-                title: format!("item {i}"),
-                text: format!("item {i}"),
-                first_seen: None,
-            })
-            .collect();
+        let catalog = numbered_catalog(n);
         let id = |i: usize| format!("i{i:02}");
         let mut split = Split::empty("leave-one-out", "test");
         for u in 0..400 {
@@ -633,6 +920,118 @@ mod tests {
         assert_eq!(a.history[1].loss, b.history[1].loss);
         let c = train(&data, &text, 16, &TrainConfig { seed: 1, ..config }, |_| {}).unwrap();
         assert_ne!(a.item_vectors, c.item_vectors);
+    }
+
+    /// Shoppers who take `a` took `(a + 30) % 60` next a year ago and take
+    /// `(a + 15) % 60` next in the last weeks (a quarter of the log);
+    /// validation asks for today's partner.
+    fn tastes_that_moved() -> (Dataset, Vec<f32>) {
+        let (n, day) = (60, 86_400);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let text: Vec<f32> = (0..n * 16).map(|_| rng.random::<f32>() - 0.5).collect();
+        let catalog = numbered_catalog(n);
+        let id = |i: usize| format!("i{i:02}");
+        let mut split = Split::empty("time", "test");
+        for u in 0..400 {
+            let (shift, at) = if u < 300 { (30, 0) } else { (15, 360 * day) };
+            let mut steps = Vec::new();
+            for k in 0..3 {
+                let a = rng.random_range(0..n);
+                steps.push(Step { ts: Some(at + 2 * k * 100), items: vec![id(a)] });
+                steps.push(Step { ts: Some(at + 2 * k * 100 + 100), items: vec![id((a + shift) % n)] });
+            }
+            split.train.push(Sequence { user: format!("u{u}"), steps });
+        }
+        for u in 0..100 {
+            let a = rng.random_range(0..n);
+            let case = Case { user: format!("v{u}"), history: vec![id(a)], targets: vec![id((a + 15) % n)] };
+            if u % 2 == 0 { split.valid.push(case) } else { split.test.push(case) }
+        }
+        split.finish();
+        (Dataset::new(catalog, split).unwrap(), text)
+    }
+
+    #[test]
+    fn weighing_recent_examples_follows_tastes_that_moved() {
+        let (data, text) = tastes_that_moved();
+        let test_mrr = |half_life_days: f64| {
+            let config = TrainConfig { half_life_days, epochs: 6, patience: 6, ..config() };
+            let trained = train(&data, &text, 16, &config, |_| {}).unwrap();
+            let scorer = Embeddings { items: trained.item_vectors, tower: trained.user_tower };
+            evaluate(&scorer, &data.test, &data.cold).all.mrr
+        };
+        let (alike, recent) = (test_mrr(0.0), test_mrr(30.0));
+        assert!(recent > alike + 0.08, "MRR: a 30-day half-life {recent} vs all examples alike {alike}");
+    }
+
+    #[test]
+    fn recency_weights_halve_every_half_life_and_need_times() {
+        let day = 86_400;
+        assert_eq!(recency_weight(Some(100 * day), Some(100 * day), 30.0), 1.0);
+        assert!((recency_weight(Some(40 * day), Some(100 * day), 30.0) - 0.25).abs() < 1e-6);
+        assert_eq!(recency_weight(None, Some(100 * day), 30.0), 1.0);
+        assert_eq!(recency_weight(Some(day), None, 30.0), 1.0);
+    }
+
+    #[test]
+    fn an_items_gate_counts_only_the_events_before_the_step() {
+        let seqs = vec![vec![(Some(10), vec![0, 1]), (Some(20), vec![0])], vec![(Some(20), vec![0]), (None, vec![1])]];
+        let before = EventsBefore::new(&seqs, 3);
+        assert_eq!(before.count(0, Some(10)), 0, "new at its first sale");
+        assert_eq!(before.count(0, Some(20)), 1);
+        assert_eq!(before.count(0, Some(21)), 3);
+        assert_eq!(before.count(1, None), 2, "no time: every event");
+        assert_eq!(before.count(2, Some(99)), 0);
+        assert_eq!(identity_gate(0.0, 10.0), 0.0);
+        assert_eq!(identity_gate(10.0, 10.0), 0.5);
+        assert_eq!(identity_gate(0.0, 0.0), 1.0, "no gate: identity always counts");
+    }
+
+    #[test]
+    fn a_hybrid_model_serves_new_items_from_their_text_as_the_item_tower_does() {
+        let (mut data, text) = partners();
+        // Item 59 never appears in training: a new item.
+        for seq in &mut data.split.train {
+            seq.steps.retain(|s| s.items.iter().all(|i| i != "i59"));
+        }
+        let data = Dataset::new(data.catalog.clone(), data.split.clone()).unwrap();
+        assert!(data.cold[59]);
+        let trained = train(&data, &text, 16, &TrainConfig { epochs: 2, ..config() }, |_| {}).unwrap();
+        let served = &trained.item_vectors[59 * 16..60 * 16];
+        let from_text = trained.item_tower.project(&text[59 * 16..60 * 16]);
+        for (a, b) in served.iter().zip(&from_text) {
+            assert!((a - b).abs() < 1e-5, "{served:?} vs {from_text:?}");
+        }
+        // A warm item has its identity too.
+        let warm = trained.item_tower.project(&text[..16]);
+        assert!(trained.item_vectors[..16].iter().zip(&warm).any(|(a, b)| (a - b).abs() > 1e-3));
+    }
+
+    #[test]
+    fn a_hybrid_update_starts_from_the_vectors_the_serving_version_serves() {
+        let (data, text) = partners();
+        let serving = train(&data, &text, 16, &TrainConfig { epochs: 3, ..config() }, |_| {}).unwrap();
+        let start = Start {
+            towers: Some((&serving.user_tower, &serving.item_tower)),
+            item_vectors: Some(&serving.item_vectors),
+            ..Start::default()
+        };
+        let (resumed, _) = train_from(&data, &text, 16, &TrainConfig { epochs: 0, ..config() }, start, |_| {}).unwrap();
+        let worst =
+            resumed.item_vectors.iter().zip(&serving.item_vectors).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "epoch 0 of the update is the serving model (worst difference {worst})");
+        let best = serving.history[serving.best_epoch].valid.all.recall_10;
+        assert!((resumed.history[0].valid.all.recall_10 - best).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_cholesky_solver_solves_and_refuses_what_is_not_positive_definite() {
+        // [[4, 2], [2, 3]] x = [[2, 8], [1, 7]]: x = [[0.5, 1.25], [0, 1.5]].
+        let x = solve_spd(vec![4.0, 2.0, 2.0, 3.0], vec![2.0, 8.0, 1.0, 7.0], 2, 2).unwrap();
+        for (got, want) in x.iter().zip([0.5, 1.25, 0.0, 1.5]) {
+            assert!((got - want).abs() < 1e-12, "{x:?}");
+        }
+        assert_eq!(solve_spd(vec![1.0, 2.0, 2.0, 1.0], vec![1.0, 1.0], 2, 1), None);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::split::temporal;
 use crate::data::{CatalogItem, Event};
 use crate::eval::{Dataset, Embeddings, Report, evaluate};
+use crate::index::ItemIndex;
 use crate::tower::{ItemTower, UserTower};
 use crate::train::{Progress, Selected, Start, TrainConfig, Trained, train_from};
 use crate::{Error, Result};
@@ -119,9 +120,17 @@ impl Default for UpdateConfig {
             gate_metric: GateMetric::Recall20,
             gate_margin: 0.01,
             replay: 1.0,
-            train: TrainConfig { epochs: 2, ..TrainConfig::default() },
+            train: update_train_config(2),
         }
     }
+}
+
+/// What an update trains: text towers (set `id_embeddings` to update a
+/// hybrid version: its identities start from the vectors it serves), with
+/// every example weighed alike: the replayed older examples are there to
+/// be remembered.
+pub fn update_train_config(epochs: usize) -> TrainConfig {
+    TrainConfig { epochs, id_embeddings: false, half_life_days: 0.0, ..TrainConfig::default() }
 }
 
 /// A version's towers.
@@ -131,6 +140,9 @@ pub struct Towers<'a> {
     pub user: &'a UserTower,
     /// Item tower.
     pub item: &'a ItemTower,
+    /// The item vectors it serves (`items.bin`), when they are not simply
+    /// its item tower's: a hybrid version's carry each item's identity.
+    pub served: Option<&'a ItemIndex>,
 }
 
 /// What one update needs.
@@ -180,9 +192,17 @@ pub struct Outcome {
     pub decision: Decision,
 }
 
-/// The catalog's vectors through `item` (what a version serves for these items).
-pub fn item_vectors(item: &ItemTower, text: &[f32], text_dims: usize) -> Vec<f32> {
-    text.chunks_exact(text_dims).flat_map(|t| item.project(t)).collect()
+/// The catalog's vectors as a version serves them: from its `items.bin`
+/// where the item is there, through its item tower otherwise (new items).
+pub fn item_vectors(towers: &Towers<'_>, catalog: &[CatalogItem], text: &[f32], text_dims: usize) -> Vec<f32> {
+    catalog
+        .iter()
+        .zip(text.chunks_exact(text_dims))
+        .flat_map(|(c, t)| match towers.served.and_then(|index| index.find(&c.item_id).map(|i| (index, i))) {
+            Some((index, i)) => index.embedding(i),
+            None => towers.item.project(t),
+        })
+        .collect()
 }
 
 /// Runs one update (see the module docs).
@@ -216,29 +236,26 @@ pub fn run(inputs: Inputs<'_>, config: &UpdateConfig, progress: impl FnMut(Progr
     let mut learn = judged.clone();
     learn.valid.clear();
     learn.split.valid.clear();
-    let (start, train_config) = match config.kind {
-        Kind::Incremental => (
-            Start {
-                towers: Some((inputs.serving.1.user, inputs.serving.1.item)),
-                since: Some(inputs.since.timestamp()),
-                replay: config.replay,
-            },
-            config.train.clone(),
-        ),
-        Kind::Full => (Start::default(), config.train.clone()),
+    let (serving_name, serving) = inputs.serving;
+    let serving_vectors = item_vectors(&serving, &judged.catalog, inputs.text, inputs.text_dims);
+    let start = match config.kind {
+        Kind::Incremental => Start {
+            towers: Some((serving.user, serving.item)),
+            since: Some(inputs.since.timestamp()),
+            replay: config.replay,
+            item_vectors: Some(&serving_vectors),
+        },
+        Kind::Full => Start::default(),
     };
-    let (trained, selected) = train_from(&learn, inputs.text, inputs.text_dims, &train_config, start, progress)?;
+    let (trained, selected) = train_from(&learn, inputs.text, inputs.text_dims, &config.train, start, progress)?;
 
     let score = |items: Vec<f32>, tower: UserTower| evaluate(&Embeddings { items, tower }, &judged.test, &judged.cold);
     let mut scores = BTreeMap::new();
     let candidate = score(trained.item_vectors.clone(), trained.user_tower.clone());
-    let (serving_name, serving) = inputs.serving;
-    let current = score(item_vectors(serving.item, inputs.text, inputs.text_dims), serving.user.clone());
+    let current = score(serving_vectors, serving.user.clone());
     for (name, towers) in &inputs.compare {
-        scores.insert(
-            name.to_string(),
-            score(item_vectors(towers.item, inputs.text, inputs.text_dims), towers.user.clone()),
-        );
+        let vectors = item_vectors(towers, &judged.catalog, inputs.text, inputs.text_dims);
+        scores.insert(name.to_string(), score(vectors, towers.user.clone()));
     }
     let decision = gate(config, config.gate_metric.of(&candidate), config.gate_metric.of(&current), serving_name);
     scores.insert("candidate".into(), candidate);
@@ -282,14 +299,7 @@ mod tests {
     fn shop(days: i64, seed: u64, partners: bool) -> (Vec<CatalogItem>, Vec<f32>, Vec<Event>) {
         let n = 100;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let catalog: Vec<CatalogItem> = (0..n)
-            .map(|i| CatalogItem {
-                item_id: format!("i{i:02}"),
-                title: format!("item {i}"),
-                text: format!("item {i}"),
-                first_seen: None,
-            })
-            .collect();
+        let catalog = crate::train::tests::numbered_catalog(n);
         let text: Vec<f32> = (0..n * D).map(|_| rng.random::<f32>() - 0.5).collect();
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
         let mut events = Vec::new();
@@ -352,7 +362,8 @@ mod tests {
     fn an_update_on_informative_events_learns_and_passes_the_gate() {
         let data = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let outcome = run(inputs(&data, Towers { user: &user, item: &item }, 10), &config(), |_| {}).unwrap();
+        let outcome =
+            run(inputs(&data, Towers { user: &user, item: &item, served: None }, 10), &config(), |_| {}).unwrap();
         let (candidate, serving) = (outcome.scores["candidate"].all.recall_20, outcome.scores["1"].all.recall_20);
         assert!(candidate > serving + 0.2, "candidate {candidate} vs serving {serving}");
         assert!(outcome.decision.promote, "{}", outcome.decision.reason);
@@ -366,14 +377,15 @@ mod tests {
         // and a high learning rate with no replay forgets what it knew.
         let good = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let learned = run(inputs(&good, Towers { user: &user, item: &item }, 10), &config(), |_| {}).unwrap();
+        let learned =
+            run(inputs(&good, Towers { user: &user, item: &item, served: None }, 10), &config(), |_| {}).unwrap();
         let mut noise = shop(30, 4, false);
         // Keep the gate window informative: the last 5 days come from the real pattern.
         let cut = noise.2[0].ts.unwrap() + chrono::Duration::days(24);
         noise.2.retain(|e| e.ts.unwrap() < cut);
         noise.2.extend(good.2.iter().filter(|e| e.ts.unwrap() >= cut).cloned());
         crate::data::sort_events(&mut noise.2);
-        let serving = Towers { user: &learned.trained.user_tower, item: &learned.trained.item_tower };
+        let serving = Towers { user: &learned.trained.user_tower, item: &learned.trained.item_tower, served: None };
         let bad = UpdateConfig {
             replay: 0.0,
             train: TrainConfig { learning_rate: 0.1, epochs: 8, ..config().train },
@@ -388,7 +400,7 @@ mod tests {
     fn nothing_new_and_bad_settings_are_refused_with_the_reason() {
         let data = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let towers = Towers { user: &user, item: &item };
+        let towers = Towers { user: &user, item: &item, served: None };
         let err = run(inputs(&data, towers, 40), &config(), |_| {}).err().unwrap().to_string();
         assert!(err.contains("no new events"), "{err}");
         let err = run(inputs(&data, towers, 10), &UpdateConfig { gate_margin: 1.5, ..config() }, |_| {})

@@ -131,12 +131,25 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         "128",
         "--learning-rate",
         "0.01",
-        "--id-embeddings",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // `--items auto` (the default) trains text and hybrid item vectors and
+    // keeps the better on validation, next to the baselines it must beat.
+    assert!(stdout.contains("--items text:") && stdout.contains("--items hybrid:"), "{stdout}");
+    assert!(stdout.contains("validation window:") && stdout.contains("item-knn"), "{stdout}");
     assert!(stdout.contains("epoch  1") && stdout.contains("examples/s"), "{stdout}");
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/metrics.json")).unwrap()).unwrap();
+    let validation = metrics["validation"].as_array().unwrap();
+    let names: Vec<&str> = validation.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names[..2].contains(&"text") && names[..2].contains(&"hybrid"), "the kept candidate first: {names:?}");
+    assert!(validation[0]["recall_20"].as_f64() >= validation[1]["recall_20"].as_f64(), "{validation:?}");
+    let kept = names[0];
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["metrics"]["items"], kept);
+    assert_eq!(metrics["config"]["id_embeddings"], kept == "hybrid");
     let epochs = metrics["epochs"].as_array().unwrap();
     let recall = |e: &serde_json::Value| e["valid"]["all"]["recall_20"].as_f64().unwrap();
     let best = &epochs[metrics["best_epoch"].as_u64().unwrap() as usize];
