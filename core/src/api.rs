@@ -240,6 +240,10 @@ pub struct AdsRequest {
     pub history: Option<Vec<String>>,
     /// The shopper's current search, if any.
     pub query: Option<String>,
+    /// Impressions and clicks recorded per ad id: the private host fills
+    /// them in from its feedback; ads are then ranked by what they earned
+    /// on top of the text model's prior ([`crate::ads::online`]).
+    pub stats: Option<std::collections::BTreeMap<String, crate::ads::online::AdStats>>,
 }
 
 /// One scored ad.
@@ -252,6 +256,13 @@ pub struct AdScore {
     /// Whether the copy was longer than the encoder's window and was cut.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub truncated: bool,
+    /// With `stats`: the text model's click probability alone.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prior: Option<f32>,
+    /// With `stats`: the posterior mean click rate (`score` is its upper
+    /// confidence bound, what the ads are ranked by).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean: Option<f32>,
 }
 
 /// `POST /api/ads/score` response.

@@ -61,6 +61,10 @@ pub struct Server {
 /// buckets them in an A/B test of model versions.
 pub const ANONYMOUS_ID: &str = "x-edgerec-anonymous-id";
 
+/// The route whose ads a private host scores with their recorded
+/// impressions and clicks.
+const ADS_ROUTE: &str = "/api/ads/score";
+
 /// The body of a request on its way to a function: as it arrived, or
 /// rewritten by the private zone.
 type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -327,6 +331,14 @@ impl Server {
                 let body = match private.personalize(&parts.headers, body).await {
                     Ok(body) => body,
                     Err(answer) => return (label, self.answer(answer)),
+                };
+                let body = if path == ADS_ROUTE {
+                    match private.with_ad_stats(body).await {
+                        Ok(body) => body,
+                        Err(answer) => return (label, self.answer(answer)),
+                    }
+                } else {
+                    body
                 };
                 if let Some(placement) = private.placement(&path)
                     && let Some(resp) = private

@@ -326,3 +326,36 @@ fn a_pre_initialized_component_answers_like_the_plain_one() {
     assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);
     assert_eq!(a.json()["items"], b.json()["items"]);
 }
+
+#[test]
+fn ads_rank_by_the_stats_a_caller_sends_and_refuse_impossible_ones() {
+    require_ads!();
+    let host = demo_host();
+    let ads = json!([{"id": "a", "text": "Christmas gifts she will love"}, {"id": "b", "text": "Lunch bags"}]);
+    let reply = host.post(
+        "/api/ads/score",
+        json!({"ads": ads, "stats": {"a": {"impressions": 10_000, "clicks": 100}, "b": {"impressions": 10_000, "clicks": 900}}})
+            .to_string(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(ids(&body, "ads", "id"), ["b", "a"], "9% measured beats 1% whatever the text says: {body}");
+    let b = &body["ads"][0];
+    assert!((b["mean"].as_f64().unwrap() - 0.09).abs() < 0.001, "{body}");
+    assert!(b["prior"].as_f64().unwrap() < 0.05, "{body}");
+    // A copy never shown is explored: its bound is wide.
+    let reply = host.post(
+        "/api/ads/score",
+        json!({"ads": ads, "stats": {"b": {"impressions": 10_000, "clicks": 200}}}).to_string(),
+    );
+    assert_eq!(ids(&reply.json(), "ads", "id"), ["a", "b"], "{}", reply.body);
+    for (stats, field) in [
+        (json!({"a": {"impressions": 1, "clicks": 2}}), "`stats.a.clicks`"),
+        (json!({"zz": {"impressions": 1, "clicks": 0}}), "`stats.zz`"),
+        (json!({"a": {"impressions": -1, "clicks": 0}}), "stats"),
+    ] {
+        let reply = host.post("/api/ads/score", json!({"ads": ads, "stats": stats}).to_string());
+        assert_eq!(reply.status, 400, "{stats}: {}", reply.body);
+        assert!(reply.error_message().contains(field), "{stats}: {}", reply.error_message());
+    }
+}

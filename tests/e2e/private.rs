@@ -592,3 +592,86 @@ fn the_edge_serves_no_private_route_and_refuses_private_settings() {
     let err = edgerec_host::config::HostConfig::new(settings, Path::new("spin.toml")).unwrap_err().to_string();
     assert!(err.contains("store is a private-zone setting"), "{err}");
 }
+
+/// An ad as scored: (score, prior, mean).
+type Scored = (f64, Option<f64>, Option<f64>);
+
+/// The ads' order and each ad as the host scores it.
+fn score_ads(host: &Host, body: &Value) -> (Vec<String>, Vec<Scored>) {
+    let reply = host.post("/api/ads/score", body.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let ads = reply.json()["ads"].as_array().unwrap().clone();
+    let order = ads.iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
+    let scores = ads.iter().map(|a| (a["score"].as_f64().unwrap(), a["prior"].as_f64(), a["mean"].as_f64())).collect();
+    (order, scores)
+}
+
+#[test]
+fn ads_move_to_the_copy_that_earns_clicks_from_the_private_zones_feedback() {
+    require!(component("ad-score"), edgerec_tests::ads_bundle(), demo_bundle(), ai_models_dir());
+    let app = App::new(false, "");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(edgerec_tests::ads_bundle(), app.path("ads")).unwrap();
+    }
+    let mut manifest = std::fs::read_to_string(app.path("spin.toml")).unwrap();
+    manifest.push_str(&format!(
+        "[[trigger.http]]\nroute = \"/api/ads/score\"\ncomponent = \"ad-score\"\n\
+         [component.ad-score]\nsource = \"{}\"\nai_models = [\"all-minilm-l6-v2\"]\n\
+         files = [{{ source = \"ads\", destination = \"/ads\" }}, {{ source = \"bundle\", destination = \"/bundle\" }}]\n",
+        component("ad-score").display()
+    ));
+    std::fs::write(app.path("spin.toml"), manifest).unwrap();
+    let writer = app.token(&[Scope::FeedbackWrite]);
+    let host = app.start();
+    let ads = json!({"ads": [
+        {"id": "story", "text": "She Thought Nobody Would Notice. Then 3 Million People Did."},
+        {"id": "plain", "text": "Product catalogue, page 12"},
+    ]});
+
+    // Nothing recorded: the text model alone, as on the edge.
+    let (before, scores) = score_ads(&host, &ads);
+    assert!(scores.iter().all(|s| s.1.is_none() && s.2.is_none()), "no stats, no prior/mean: {scores:?}");
+    let (text_first, text_second) = (before[0].clone(), before[1].clone());
+
+    // 2,000 impressions each; the copy the text model likes less gets 5%
+    // clicks, the other 0.5%.
+    let mut events = Vec::new();
+    for (ad, clicks) in [(&text_first, 10), (&text_second, 100)] {
+        for n in 0..2_000 {
+            let user = format!("shopper-{n}");
+            events.push(json!({"user_id": user, "item_id": "85099B", "type": "impression", "ad_id": ad}));
+            if n < clicks {
+                events.push(json!({"user_id": user, "item_id": "85099B", "type": "click", "ad_id": ad}));
+            }
+        }
+    }
+    let body = json!({ "events": events }).to_string();
+    let stored = host.send("POST", "/api/feedback", Some(&writer), Some(&body));
+    assert_eq!(stored.status, 200, "{}", stored.body);
+
+    // The caller's own stats are replaced by the host's records.
+    let mut claimed = ads.clone();
+    claimed["stats"] = json!({ text_first.clone(): {"impressions": 100, "clicks": 100} });
+    let (after, scores) = score_ads(&host, &claimed);
+    assert_eq!(after, [text_second.clone(), text_first.clone()], "traffic moves to the winner: {scores:?}");
+    let (winner, loser) = (scores[0], scores[1]);
+    let (prior, mean) = (winner.1.expect("prior"), winner.2.expect("mean"));
+    // 100 clicks in 2,000 impressions on top of 30 pseudo-impressions of the prior.
+    assert!((mean - (100.0 + 30.0 * prior) / 2_030.0).abs() < 1e-4, "{winner:?}");
+    assert!(winner.0 >= mean && winner.0 <= 1.0, "the score is an upper bound on the rate: {winner:?}");
+    assert!(loser.2.unwrap() < 0.01, "{loser:?}");
+    assert!(loser.1.unwrap() > prior, "the text model still prefers the loser: {scores:?}");
+
+    // More feedback counts on the next request (only the new rows are read).
+    let late: Vec<Value> = (0..3_000)
+        .map(|n| json!({"user_id": format!("late-{n}"), "item_id": "85099B", "type": "click", "ad_id": text_first}))
+        .chain((0..3_000).map(
+            |n| json!({"user_id": format!("late-{n}"), "item_id": "85099B", "type": "impression", "ad_id": text_first}),
+        ))
+        .collect();
+    let stored = host.send("POST", "/api/feedback", Some(&writer), Some(&json!({ "events": late }).to_string()));
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let (again, _) = score_ads(&host, &ads);
+    assert_eq!(again, [text_first, text_second], "3,010 clicks in 5,000 impressions now lead");
+}

@@ -17,6 +17,8 @@
 //!   started at the prior (`strength` pseudo-impressions).
 
 use rand::{Rng, SeedableRng};
+
+use super::online::upper_bound;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
@@ -83,11 +85,7 @@ pub fn simulate(arms: &[Arm], traffic: u64, policy: Policy, seed: u64) -> u64 {
                     unseen
                 } else {
                     let ln_t = ((t + 1) as f64 + if uses_prior { strength * k as f64 } else { 0.0 }).ln();
-                    argmax((0..k).map(|a| {
-                        let n = shown[a] + strength;
-                        let mean = (clicked[a] + strength * arms[a].prior) / n;
-                        mean + (2.0 * mean.max(1e-4) * (1.0 - mean) * ln_t / n).sqrt()
-                    }))
+                    argmax((0..k).map(|a| upper_bound(arms[a].prior, shown[a], clicked[a], strength, ln_t)))
                 }
             }
             Policy::ThompsonPrior { .. } => argmax((0..k).map(|a| {

@@ -14,6 +14,7 @@
 pub mod bandit;
 #[cfg(feature = "data")]
 pub mod fit;
+pub mod online;
 
 use crate::Result;
 use crate::codec::{self, Reader, Writer};

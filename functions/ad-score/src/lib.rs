@@ -1,11 +1,14 @@
 //! `POST /api/ads/score` as a Spin HTTP component: the click probability of
 //! each ad copy from its text embedding (encoded here, at request time),
-//! shifted by its similarity to the shopper's query or history when given.
+//! shifted by its similarity to the shopper's query or history when given;
+//! with recorded impressions and clicks (`stats`, filled in by the private
+//! host) that probability is the prior of a UCB bandit that ranks the ads.
 //!
 //! Mounts: the ad bundle (`ad_model.bin`, from `edgerec train-ads`) at
 //! `/ads` and the catalog bundle at `/bundle` (titles of history items);
 //! text is encoded as in `search`. Pre-initialized like `search`.
 
+use edgerec_core::ads::online::{self, AdStats};
 use edgerec_core::ads::{AD_MODEL_FILE, AdModel, validate};
 use edgerec_core::api::{AdScore, AdsRequest, AdsResponse, ApiError};
 use edgerec_core::bundle::Manifest;
@@ -58,6 +61,10 @@ impl Function for AdScoring {
     ) -> Result<Json, ApiError> {
         let request: AdsRequest = read_json(req).await?;
         let texts = validate(&request.ads)?;
+        if let Some(stats) = &request.stats {
+            let ids: Vec<&str> = request.ads.iter().map(|a| a.id.as_str()).collect();
+            online::validate_stats(stats, &ids)?;
+        }
         let query = request.query.as_deref().map(|q| edgerec_core::search::clean_query(q, "query")).transpose()?;
         // The context: the query, else the titles of the newest history items.
         let (history, _) = resolve(&self.index, request.history.as_deref().unwrap_or_default());
@@ -92,9 +99,21 @@ impl Function for AdScoring {
                     id: ad.id.clone(),
                     score: self.ad_model.probability(v, text, context.as_deref()),
                     truncated: *cut || encoded.truncated[i],
+                    prior: None,
+                    mean: None,
                 })
                 .collect()
         });
+        // Recorded impressions and clicks: the text score becomes the prior.
+        if let Some(stats) = request.stats.as_ref().filter(|s| !s.is_empty()) {
+            let priors: Vec<f64> = ads.iter().map(|a| f64::from(a.score)).collect();
+            let per_ad: Vec<Option<AdStats>> = ads.iter().map(|a| stats.get(&a.id).copied()).collect();
+            for (ad, learned) in ads.iter_mut().zip(online::learn(&priors, &per_ad)) {
+                ad.prior = Some(ad.score);
+                ad.mean = Some(learned.mean as f32);
+                ad.score = learned.score as f32;
+            }
+        }
         ads.sort_by(|a, b| b.score.total_cmp(&a.score));
         json(&AdsResponse { ads, model: self.ads.model_ref() })
     }

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use edgerec_core::ads::online::AdStats;
 use edgerec_core::api::{
-    ApiError, EraseResponse, FeedbackEvent, FeedbackRequest, FeedbackResponse, HistoryResponse, MAX_BODY_BYTES,
-    MAX_FEEDBACK_EVENTS, MAX_ID_BYTES, ModelRef, parse_body,
+    ApiError, EraseResponse, EventType, FeedbackEvent, FeedbackRequest, FeedbackResponse, HistoryResponse,
+    MAX_BODY_BYTES, MAX_FEEDBACK_EVENTS, MAX_ID_BYTES, ModelRef, parse_body,
 };
 use governor::{Quota, RateLimiter};
 use http_body_util::{BodyExt, Full};
@@ -139,6 +140,36 @@ pub struct PrivateZone {
     limiter: Limiter,
     config: PrivateConfig,
     client: Client<HttpConnector, Full<Bytes>>,
+    ad_counts: Arc<std::sync::Mutex<AdCounts>>,
+}
+
+/// Impressions and clicks per ad id, counted from the stored feedback and
+/// brought up to date by reading only the rows stored since (so hosts on
+/// one PostgreSQL count the same). Counts are anonymous aggregates: erasing
+/// a user later does not take their impressions back out until a restart.
+#[derive(Debug, Default)]
+struct AdCounts {
+    /// The last sequence number counted.
+    after: i64,
+    counts: std::collections::HashMap<String, AdStats>,
+}
+
+impl AdCounts {
+    fn count(&mut self, event: &FeedbackEvent) {
+        let Some(ad) = &event.ad_id else { return };
+        let stats = self.counts.entry(ad.clone()).or_default();
+        match event.kind {
+            EventType::Impression => stats.impressions += 1,
+            EventType::Click => stats.clicks += 1,
+            EventType::Cart | EventType::Purchase => {}
+        }
+    }
+
+    /// An ad's stats, impressions at least its clicks (a front end may
+    /// report clicks without the impressions).
+    fn get(&self, ad: &str) -> Option<AdStats> {
+        self.counts.get(ad).map(|s| AdStats { impressions: s.impressions.max(s.clicks), clicks: s.clicks })
+    }
 }
 
 impl PrivateZone {
@@ -165,6 +196,7 @@ impl PrivateZone {
             limiter: RateLimiter::keyed(quota),
             config: config.clone(),
             client,
+            ad_counts: Default::default(),
         })
     }
 
@@ -354,6 +386,36 @@ impl PrivateZone {
             }
         }
         object.insert("history".into(), serde_json::Value::Array(history));
+        Ok(serde_json::to_vec(&object).expect("JSON values serialize").into())
+    }
+
+    /// For `/api/ads/score`: the body with `stats`, the impressions and
+    /// clicks stored for each of its ads (replacing any the caller sent),
+    /// so the function ranks them by what they earned on top of their text
+    /// ([`edgerec_core::ads::online`]). Bodies it cannot read pass unchanged
+    /// (the function names what is wrong).
+    pub async fn with_ad_stats(&self, body: Bytes) -> Result<Bytes, Answer> {
+        let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return Ok(body);
+        };
+        let Some(serde_json::Value::Array(ads)) = object.get("ads") else { return Ok(body) };
+        let ids: Vec<String> =
+            ads.iter().filter_map(|ad| ad.get("id").and_then(|id| id.as_str()).map(str::to_string)).collect();
+        let counts = self.ad_counts.clone();
+        let stats = self
+            .with_store(move |users| {
+                let mut counts = counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let after = counts.after;
+                counts.after = users.events_after(after, |_, _, event| counts.count(&event))?;
+                Ok(ids.iter().filter_map(|id| counts.get(id).map(|s| (id.clone(), s))).collect::<Vec<_>>())
+            })
+            .await?;
+        object.remove("stats");
+        if !stats.is_empty() {
+            let stats: serde_json::Map<String, serde_json::Value> =
+                stats.into_iter().map(|(id, s)| (id, serde_json::to_value(s).expect("stats serialize"))).collect();
+            object.insert("stats".into(), serde_json::Value::Object(stats));
+        }
         Ok(serde_json::to_vec(&object).expect("JSON values serialize").into())
     }
 

@@ -203,20 +203,28 @@ impl Users {
     /// Every stored event in arrival order, opened, with its user as a
     /// pseudonym (hex): what an update learns from, with no user id in it.
     pub fn all_events(&self) -> Result<Vec<(String, FeedbackEvent)>> {
-        const PAGE: usize = 10_000;
         let mut out = Vec::new();
-        let mut after = 0i64;
+        self.events_after(0, |_, user, event| out.push((user, event)))?;
+        Ok(out)
+    }
+
+    /// Calls `each(sequence, pseudonym, event)` for every event stored
+    /// after sequence number `after`, in arrival order; returns the last
+    /// sequence number seen (`after` when there was none): where the next
+    /// call picks up.
+    pub fn events_after(&self, mut after: i64, mut each: impl FnMut(i64, String, FeedbackEvent)) -> Result<i64> {
+        const PAGE: usize = 10_000;
         loop {
             let page = self.backend.scan(after, PAGE)?;
             for (seq, row) in &page {
                 let plain = self.key.open(&row.user, &row.sealed)?;
                 let event: FeedbackEvent =
                     serde_json::from_slice(&plain).context("a stored event is not valid JSON")?;
-                out.push((hex::encode(row.user), event));
+                each(*seq, hex::encode(row.user), event);
                 after = *seq;
             }
             if page.len() < PAGE {
-                return Ok(out);
+                return Ok(after);
             }
         }
     }
