@@ -60,6 +60,12 @@ pub struct Args {
     /// Probability of dropping an item's ID embedding in a step (hybrid).
     #[arg(long, default_value_t = TrainConfig::default().id_dropout)]
     id_dropout: f64,
+    /// The user tower also weighs history items by how they relate to the
+    /// newest one (one attention query), not by recency position alone.
+    /// Off by default: it gained nothing on Online Retail or Amazon
+    /// Scientific (BENCHMARKS.md).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    attention: bool,
     /// Examples this many days older than the newest weigh half (0: all alike).
     #[arg(long, default_value_t = TrainConfig::default().half_life_days)]
     half_life_days: f64,
@@ -144,6 +150,7 @@ pub fn run(args: Args) -> Result<()> {
         id_dropout: args.id_dropout,
         id_gate: args.id_gate,
         half_life_days: args.half_life_days,
+        attention: args.attention,
         seed: args.seed,
         max_examples_per_epoch: args.max_examples_per_epoch,
     };

@@ -429,6 +429,7 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     // A hybrid version updates as hybrid: its identities start from the
     // vectors it serves.
     config.train.id_embeddings = parent.hybrid();
+    config.train.attention = parent.user.query.is_some();
     let bar = plan.progress.then(|| {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("update epoch {prefix} {bar:30} {pos}/{len} steps  {msg}  eta {eta}")

@@ -119,4 +119,17 @@ fn main() {
         rate(f32_loop)
     );
     println!("| recommend (user tower, scan, top-10, reasons) | {:.1} us | - |", whole.as_secs_f64() * 1e6);
+
+    // The user tower alone on 50 history items, by recency position and
+    // with the attention query (`edgerec train --attention true`).
+    let fifty: Vec<usize> = (0..50.min(n)).map(|i| i * (n / 50).max(1) % n).collect();
+    let rows = |i: usize, out: &mut [f32]| out.copy_from_slice(&dequantized[i]);
+    let pooled = median(|| drop(black_box(tower.user_vector(black_box(&fifty), rows))), runs);
+    let attending_tower = UserTower {
+        query: Some((0..d * d).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect()),
+        ..tower.clone()
+    };
+    let attending = median(|| drop(black_box(attending_tower.user_vector(black_box(&fifty), rows))), runs);
+    println!("| user tower, 50 history items, recency pooling | {:.1} us | - |", pooled.as_secs_f64() * 1e6);
+    println!("| user tower, 50 history items, with attention | {:.1} us | - |", attending.as_secs_f64() * 1e6);
 }

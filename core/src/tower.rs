@@ -1,13 +1,17 @@
-//! The user tower at serving time: pool the history's item vectors with
-//! learned recency weights, project, normalize. Training
-//! (`crate::train`) learns exactly these parameters; the functions run
-//! them with plain loops, no ML runtime.
+//! The user tower at serving time: attend over the history's item vectors
+//! with weights from their recency position and, when trained with
+//! attention, from how each relates to the newest item; pool, project,
+//! normalize. Training (`crate::train`) learns exactly these parameters;
+//! the functions run them with plain loops, no ML runtime.
 //!
 //! `user_tower.bin` (little-endian): magic `ERUT`, `u32` version 1,
-//! `u32` dims, `u32` max_history, `u32` has_projection, then
-//! `max_history` f32 position logits (newest first), and if projected,
-//! `dims × dims` f32 weights (row-major, `u = pooled · W`) and `dims` f32
-//! biases.
+//! `u32` dims, `u32` max_history, `u32` flags (bit 0: projected, bit 1:
+//! attention), then `max_history` f32 position logits (newest first); if
+//! projected, `dims × dims` f32 weights (row-major, `u = pooled · W`) and
+//! `dims` f32 biases; with attention, `dims × dims` f32 query weights
+//! (row-major, `q = newest · Q`). Files without attention read as before;
+//! builds before attention refuse files with it (flags 3), naming the
+//! field.
 
 use crate::Result;
 use crate::codec::{self, Reader, Writer};
@@ -33,6 +37,10 @@ pub struct UserTower {
     pub weight: Option<Vec<f32>>,
     /// `dims`; present with `weight`.
     pub bias: Option<Vec<f32>>,
+    /// `dims × dims`, row-major: history item `j` gets `q · e_j / √dims`
+    /// added to its position logit, `q = e_newest · query`. `None`: the
+    /// weights are the position logits alone.
+    pub query: Option<Vec<f32>>,
 }
 
 impl UserTower {
@@ -44,6 +52,7 @@ impl UserTower {
             position_logits: (0..max_history).map(|r| -std::f32::consts::LN_2 * r as f32 / HISTORY_HALF_LIFE).collect(),
             weight: None,
             bias: None,
+            query: None,
         }
     }
 
@@ -75,15 +84,28 @@ impl UserTower {
         if recent.is_empty() {
             return None;
         }
-        let logits = &self.position_logits[..recent.len()];
+        let d = self.dims;
+        let mut rows = vec![0f32; recent.len() * d];
+        for (&i, row) in recent.iter().zip(rows.chunks_exact_mut(d)) {
+            item(i, row);
+        }
+        let mut logits = self.position_logits[..recent.len()].to_vec();
+        if let Some(query) = &self.query {
+            let mut q = vec![0f32; d];
+            for (x, q_row) in rows[..d].iter().zip(query.chunks_exact(d)) {
+                q.iter_mut().zip(q_row).for_each(|(q, w)| *q += x * w);
+            }
+            let scale = 1.0 / (d as f32).sqrt();
+            for (l, row) in logits.iter_mut().zip(rows.chunks_exact(d)) {
+                *l += crate::score::dot(&q, row) * scale;
+            }
+        }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
         let total: f32 = weights.iter().sum();
-        let mut pooled = vec![0f32; self.dims];
-        let mut row = vec![0f32; self.dims];
-        for (&i, w) in recent.iter().zip(&weights) {
-            item(i, &mut row);
-            for (p, r) in pooled.iter_mut().zip(&row) {
+        let mut pooled = vec![0f32; d];
+        for (row, w) in rows.chunks_exact(d).zip(&weights) {
+            for (p, r) in pooled.iter_mut().zip(row) {
                 *p += w / total * r;
             }
         }
@@ -106,8 +128,10 @@ impl UserTower {
     /// Serializes to the `user_tower.bin` layout.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(codec::USER_TOWER);
-        w.u32(self.dims as u32).u32(self.max_history() as u32).u32(u32::from(self.weight.is_some()));
+        let flags = u32::from(self.weight.is_some()) | (u32::from(self.query.is_some()) << 1);
+        w.u32(self.dims as u32).u32(self.max_history() as u32).u32(flags);
         w.f32s(&self.position_logits).f32s(self.weight.iter().flatten()).f32s(self.bias.iter().flatten());
+        w.f32s(self.query.iter().flatten());
         w.finish()
     }
 
@@ -116,11 +140,11 @@ impl UserTower {
         let mut r = Reader::open(codec::USER_TOWER, bytes)?;
         let dims = r.count("dims")?;
         let max_history = r.count("max_history")?;
-        let projected = match r.u32("has_projection")? {
-            0 => false,
-            1 => true,
-            other => return Err(r.error(format!("has_projection is {other}, expected 0 or 1"))),
-        };
+        let flags = r.u32("flags")?;
+        if flags > 3 {
+            return Err(r.error(format!("flags are {flags}, expected 0 to 3 (bit 0 projection, bit 1 attention)")));
+        }
+        let (projected, attends) = (flags & 1 == 1, flags & 2 == 2);
         if dims == 0 || max_history == 0 {
             return Err(r.error(format!("dims {dims} and max_history {max_history} must both be positive")));
         }
@@ -131,8 +155,14 @@ impl UserTower {
         } else {
             (None, None)
         };
+        let query = if attends {
+            let n = r.product(dims, dims, "query weights")?;
+            Some(r.f32s(n, "query weights")?)
+        } else {
+            None
+        };
         r.finish()?;
-        Ok(Self { dims, position_logits, weight, bias })
+        Ok(Self { dims, position_logits, weight, bias, query })
     }
 }
 
@@ -234,6 +264,7 @@ mod tests {
             position_logits: vec![0.0, -100.0],
             weight: Some(vec![0.0, 1.0, 1.0, 0.0]), // swap axes
             bias: Some(vec![0.0, 0.0]),
+            query: None,
         };
         let items = items();
         let u = tower.user_vector(&[1, 0], |i, out| out.copy_from_slice(&items[i])).unwrap();
@@ -243,6 +274,24 @@ mod tests {
         let mut bytes = tower.to_bytes();
         bytes.pop();
         assert!(UserTower::from_bytes(&bytes).unwrap_err().to_string().contains(USER_TOWER_FILE));
+    }
+
+    #[test]
+    fn attention_weighs_history_items_by_how_they_relate_to_the_newest() {
+        // Positions alone weigh the two older items alike; attention with
+        // Q = 20·I favours the one along the newest item (1, 0).
+        let rows = [vec![1.0, 0.0], vec![0.0, 1.0], vec![0.8, 0.6]];
+        let mut tower = UserTower { dims: 2, position_logits: vec![0.0; 3], weight: None, bias: None, query: None };
+        let plain = tower.user_vector(&[2, 1, 0], |i, out| out.copy_from_slice(&rows[i])).unwrap();
+        tower.query = Some(vec![20.0, 0.0, 0.0, 20.0]);
+        let attending = tower.user_vector(&[2, 1, 0], |i, out| out.copy_from_slice(&rows[i])).unwrap();
+        assert!(attending[0] > plain[0] + 0.05, "{plain:?} -> {attending:?}");
+        let back = UserTower::from_bytes(&tower.to_bytes()).unwrap();
+        assert_eq!(back, tower);
+        // A build that knows no attention would read flags 2 or 3 as bad.
+        let mut bytes = tower.to_bytes();
+        bytes[16] = 4;
+        assert!(UserTower::from_bytes(&bytes).unwrap_err().to_string().contains("flags are 4"));
     }
 
     #[test]

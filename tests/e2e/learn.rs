@@ -131,6 +131,9 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         "128",
         "--learning-rate",
         "0.01",
+        // The function must rank with the attention query as natively.
+        "--attention",
+        "true",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // `--items auto` (the default) trains text and hybrid item vectors and
@@ -150,6 +153,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["metrics"]["items"], kept);
     assert_eq!(metrics["config"]["id_embeddings"], kept == "hybrid");
+    assert_eq!(metrics["config"]["attention"], true);
     let epochs = metrics["epochs"].as_array().unwrap();
     let recall = |e: &serde_json::Value| e["valid"]["all"]["recall_20"].as_f64().unwrap();
     let best = &epochs[metrics["best_epoch"].as_u64().unwrap() as usize];
@@ -195,6 +199,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     let ranked = |tower: &UserTower| -> Vec<String> {
         recommend(&index, tower, &query).items.into_iter().map(|i| i.item_id).collect()
     };
+    assert!(trained.query.is_some(), "user_tower.bin carries the attention query");
     assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin");
     assert_ne!(ranked(&trained), ranked(&UserTower::recency(index.dims(), 50)), "training changed the ranking");
     assert_eq!(body["model"]["name"], "shop");
