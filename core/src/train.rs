@@ -185,27 +185,29 @@ struct Example {
     time: Option<i64>,
 }
 
-/// Histories (newest first), and examples with the unix time of their step.
-type Examples = (Vec<Vec<ItemIdx>>, Vec<(Example, Option<i64>)>);
+/// The training sequences as item indices (see [`Dataset::train_sequences`]).
+type Sequences = [Vec<(Option<i64>, Vec<ItemIdx>)>];
 
 /// Training examples from the training sequences: for every step after a
 /// user's first, each item not already in the history is a target, and
 /// the newest `max_history` distinct earlier items are its context.
-fn examples(data: &Dataset, max_history: usize) -> Examples {
-    let sequences = data.train_sequences();
-    let events_before = EventsBefore::new(&sequences, data.items());
+/// Returns the contexts (newest first) and the examples.
+fn examples(sequences: &Sequences, events: &EventsBefore, max_history: usize) -> (Vec<Vec<ItemIdx>>, Vec<Example>) {
     let mut contexts = Vec::new();
     let mut out = Vec::new();
     for seq in sequences {
         let mut history: Vec<ItemIdx> = Vec::new(); // newest first, distinct
-        for (ts, items) in &seq {
+        for (ts, items) in seq {
             if !history.is_empty() {
                 let targets: Vec<ItemIdx> = items.iter().copied().filter(|i| !history.contains(i)).collect();
                 if !targets.is_empty() {
                     let context = contexts.len() as u32;
                     contexts.push(history.iter().copied().take(max_history).collect());
-                    out.extend(targets.into_iter().map(|target| {
-                        (Example { context, target, target_events: events_before.count(target, *ts), time: *ts }, *ts)
+                    out.extend(targets.into_iter().map(|target| Example {
+                        context,
+                        target,
+                        target_events: events.count(target, *ts),
+                        time: *ts,
                     }));
                 }
             }
@@ -226,7 +228,7 @@ struct EventsBefore {
 }
 
 impl EventsBefore {
-    fn new(sequences: &[Vec<(Option<i64>, Vec<ItemIdx>)>], n: usize) -> Self {
+    fn new(sequences: &Sequences, n: usize) -> Self {
         let mut times = vec![Vec::new(); n];
         let mut total = vec![0u32; n];
         for (ts, items) in sequences.iter().flatten() {
@@ -422,20 +424,22 @@ pub fn train_from(
     if config.batch_size < 2 || config.dims == 0 || config.max_history == 0 || config.temperature <= 0.0 {
         return Err(Error::Train("batch size ≥ 2, dims ≥ 1, max history ≥ 1 and temperature > 0 are required".into()));
     }
-    let (contexts, all_examples) = examples(data, config.max_history);
+    let sequences = data.train_sequences();
+    let events = EventsBefore::new(&sequences, n);
+    let (contexts, all_examples) = examples(&sequences, &events, config.max_history);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (all_examples, selected) = match start.since {
         None => {
             let n = all_examples.len();
-            (all_examples.into_iter().map(|(e, _)| e).collect::<Vec<_>>(), Selected { new: n, replayed: 0 })
+            (all_examples, Selected { new: n, replayed: 0 })
         }
         Some(since) => {
             let (new, mut old): (Vec<_>, Vec<_>) =
-                all_examples.into_iter().partition(|(_, ts)| ts.is_some_and(|t| t >= since));
+                all_examples.into_iter().partition(|e| e.time.is_some_and(|t| t >= since));
             old.shuffle(&mut rng);
             let keep = ((new.len() as f64 * start.replay.max(0.0)).round() as usize).min(old.len());
             let selected = Selected { new: new.len(), replayed: keep };
-            (new.into_iter().chain(old.into_iter().take(keep)).map(|(e, _)| e).collect(), selected)
+            (new.into_iter().chain(old.into_iter().take(keep)).collect(), selected)
         }
     };
     if all_examples.is_empty() {
@@ -473,7 +477,7 @@ pub fn train_from(
         .map_err(err)?,
         id: if config.id_embeddings { Some(Var::zeros((n, d), DType::F32, &dev).map_err(err)?) } else { None },
         gate: Tensor::from_vec(
-            item_events(data).iter().map(|&c| identity_gate(c, config.id_gate)).collect::<Vec<_>>(),
+            events.total.iter().map(|&c| identity_gate(f64::from(c), config.id_gate)).collect::<Vec<_>>(),
             (n, 1),
             &dev,
         )
@@ -649,7 +653,7 @@ pub fn train_from(
     model.restore(&best_weights).map_err(err)?;
     let (mut item_vectors, user_tower, mut item_tower) = model.export().map_err(err)?;
     if config.id_embeddings {
-        item_tower = new_item_tower(data, text, text_dims, &item_vectors, config)?;
+        item_tower = new_item_tower(&sequences, text, text_dims, &item_vectors, config)?;
         for (i, &cold) in data.cold.iter().enumerate() {
             if cold {
                 let row = item_tower.project(&text[i * text_dims..(i + 1) * text_dims]);
@@ -717,15 +721,14 @@ const NEW_ITEM_RIDGE: f64 = 10.0;
 /// where recently bought items with text like its own are (their identity
 /// included), not where the text-only path alone would put it.
 fn new_item_tower(
-    data: &Dataset,
+    sequences: &Sequences,
     text: &[f32],
     text_dims: usize,
     vectors: &[f32],
     config: &TrainConfig,
 ) -> Result<ItemTower> {
-    let sequences = data.train_sequences();
     let last = sequences.iter().flatten().filter_map(|s| s.0).max();
-    let mut weights = vec![0f64; data.items()];
+    let mut weights = vec![0f64; text.len() / text_dims];
     for (ts, items) in sequences.iter().flatten() {
         let w = if config.half_life_days > 0.0 { recency_weight(*ts, last, config.half_life_days) as f64 } else { 1.0 };
         for &i in items {
@@ -806,19 +809,6 @@ fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize, m: usize) -> Option<Vec
         b[i * m..(i + 1) * m].iter_mut().for_each(|v| *v /= l);
     }
     Some(b)
-}
-
-/// Training events per item (every step of every training sequence).
-fn item_events(data: &Dataset) -> Vec<f64> {
-    let mut counts = vec![0f64; data.items()];
-    for seq in data.train_sequences() {
-        for (_, items) in seq {
-            for i in items {
-                counts[i as usize] += 1.0;
-            }
-        }
-    }
-    counts
 }
 
 /// A serving version's towers as starting weights.
