@@ -19,7 +19,7 @@ use crate::train::{METRICS_FILE, TrainMetrics};
 /// Default recent-popularity window, days.
 pub const RECENT_DAYS: i64 = 30;
 /// Neighbours item-kNN keeps per item.
-pub const KNN_NEIGHBORS: usize = 100;
+const KNN_NEIGHBORS: usize = 100;
 
 /// `edgerec eval` arguments.
 #[derive(clap::Args)]
@@ -100,6 +100,15 @@ struct Options<'a> {
     validation: bool,
 }
 
+/// The baselines a shop could serve instead of a trained model.
+pub fn baselines(data: &Dataset, recent_days: i64) -> Vec<(&'static str, Box<dyn Scorer>)> {
+    vec![
+        ("popularity", Box::new(Popularity::fit(data))),
+        ("recent-popularity", Box::new(RecentPopularity::fit(data, recent_days))),
+        ("item-knn", Box::new(ItemKnn::fit(data, KNN_NEIGHBORS))),
+    ]
+}
+
 /// A bundle's manifest, its item vectors in the catalog's order, and its user tower.
 fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<(Manifest, Vec<f32>, UserTower)> {
     let manifest = Manifest::verify(dir)?;
@@ -128,13 +137,12 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
     let encoder_dir = encoder_dir(&manifest.encoder.name, opts.encoders)?;
     let (text, info) = text_embeddings(opts.data, "catalog", &catalog_texts(&dataset.catalog), &encoder_dir, 32)?;
 
-    let mut models: Vec<(String, Box<dyn Scorer>)> = vec![
-        ("random".into(), Box::new(Random { seed: 7 })),
-        ("popularity".into(), Box::new(Popularity::fit(&dataset))),
-        ("recent-popularity".into(), Box::new(RecentPopularity::fit(&dataset, opts.recent_days))),
-        ("item-knn".into(), Box::new(ItemKnn::fit(&dataset, KNN_NEIGHBORS))),
-        ("zero-shot".into(), Box::new(Embeddings { items: text, tower: UserTower::recency(info.dims, MAX_HISTORY) })),
-    ];
+    let mut models: Vec<(String, Box<dyn Scorer>)> = vec![("random".into(), Box::new(Random { seed: 7 }))];
+    models.extend(baselines(&dataset, opts.recent_days).into_iter().map(|(name, scorer)| (name.to_string(), scorer)));
+    models.push((
+        "zero-shot".into(),
+        Box::new(Embeddings { items: text, tower: UserTower::recency(info.dims, MAX_HISTORY) }),
+    ));
     for (name, path) in opts.external {
         models.push((name.clone(), Box::new(ScoreMatrix::read(path, dataset.test.len(), dataset.items())?)));
     }

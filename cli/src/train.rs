@@ -195,7 +195,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut validation = vec![candidate(items_name(chosen), valid_of(&trained))];
     validation.extend(runs.iter().map(|(items, _, t)| candidate(items_name(*items), valid_of(t))));
     if !dataset.valid.is_empty() {
-        for (name, scorer) in baselines(&dataset) {
+        for (name, scorer) in crate::eval::baselines(&dataset, crate::eval::RECENT_DAYS) {
             validation.push(candidate(name, eval::evaluate(scorer.as_ref(), &dataset.valid, &dataset.cold).all));
         }
         print_validation(&validation);
@@ -262,15 +262,6 @@ fn items_name(items: Items) -> &'static str {
 
 fn candidate(name: &str, m: eval::Metrics) -> Candidate {
     Candidate { name: name.into(), recall_20: m.recall_20, ndcg_10: m.ndcg_10 }
-}
-
-/// The baselines a shop could serve instead, as `edgerec eval` fits them.
-fn baselines(data: &Dataset) -> Vec<(&'static str, Box<dyn eval::Scorer>)> {
-    vec![
-        ("popularity", Box::new(eval::Popularity::fit(data))),
-        ("recent-popularity", Box::new(eval::RecentPopularity::fit(data, crate::eval::RECENT_DAYS))),
-        ("item-knn", Box::new(eval::ItemKnn::fit(data, crate::eval::KNN_NEIGHBORS))),
-    ]
 }
 
 /// The kept model against the others on the validation window, with a
