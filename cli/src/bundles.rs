@@ -1,14 +1,17 @@
 //! Writing bundles: where `--out` says they go, what their manifest says,
-//! and the files every catalog bundle carries (item index, BM25).
+//! and the files every catalog bundle carries (item index, BM25, and the
+//! search re-ranker where the shop has judgments).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::{BUNDLE_FORMAT, EncoderInfo, Manifest};
 use edgerec_core::data::{self, CatalogItem};
 use edgerec_core::index::{IndexItem, ItemIndex};
-use edgerec_core::search::Bm25;
-use edgerec_core::tower::{MAX_HISTORY, USER_TOWER_FILE, UserTower};
+use edgerec_core::search::{Bm25, relevance};
+use edgerec_core::tower::{ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower, item_space};
+
+use crate::encoding::text_embeddings;
 
 /// The BM25 index of `/api/search` over the titles of `items.bin`,
 /// numbered like it.
@@ -66,4 +69,85 @@ pub fn load_user_tower(bundle: &Path, manifest: &Manifest) -> Result<UserTower> 
     } else {
         Ok(UserTower::recency(manifest.dims, MAX_HISTORY))
     }
+}
+
+/// `--judgments`: a shop's graded searches, which fit the search re-ranker.
+#[derive(clap::Args)]
+pub struct JudgmentArgs {
+    /// Graded searches, `query,item_id,relevance` (any numeric scale,
+    /// higher is better; .gz ok). Fits a search re-ranker on half of the
+    /// queries and serves it (ranker.bin) if it ranks the other half better
+    /// than hybrid fusion; without judgments, search serves fusion.
+    #[arg(long, value_name = "CSV")]
+    pub judgments: Option<PathBuf>,
+}
+
+/// What `--judgments` adds to a bundle: `ranker.bin` if the re-ranker won,
+/// and the comparison for the manifest's `metrics.search`.
+pub struct SearchFit {
+    /// The fitted re-ranker, if it beat fusion on held-out queries.
+    pub ranker: Option<Vec<u8>>,
+    /// Held-out nDCG@10 of fusion and of the re-ranker, and the choice.
+    pub metrics: serde_json::Value,
+}
+
+/// Fits the search re-ranker of a catalog bundle (`items_bin`, queries
+/// encoded by `encoder_dir` and, for a trained bundle, its `item_tower`),
+/// if `--judgments` was given; prints the comparison.
+pub fn fit_search(
+    args: &JudgmentArgs,
+    items_bin: &[u8],
+    item_tower: Option<&ItemTower>,
+    encoder_dir: &Path,
+    cache_dir: &Path,
+) -> Result<Option<SearchFit>> {
+    let Some(path) = &args.judgments else { return Ok(None) };
+    let index = ItemIndex::from_bytes(items_bin)?;
+    let ids: Vec<&str> = (0..index.len()).map(|i| index.id(i)).collect();
+    let titles: Vec<String> = (0..index.len()).map(|i| index.title(i).to_string()).collect();
+    let (judgments, unknown) =
+        relevance::read_judgments(path, &ids, titles).with_context(|| format!("--judgments {}", path.display()))?;
+    if unknown > 0 {
+        eprintln!(
+            "warning: --judgments {}: {unknown} rows name items the catalog does not have; skipped",
+            path.display()
+        );
+    }
+    if judgments.queries.is_empty() {
+        bail!(
+            "--judgments {}: no query has two catalog items with different grades; nothing to learn from",
+            path.display()
+        );
+    }
+    let texts: Vec<&str> = judgments.queries.iter().map(|q| q.text.as_str()).collect();
+    let (encoded, info) = text_embeddings(cache_dir, "judged-queries", &texts, encoder_dir, 32)?;
+    let queries: Vec<f32> = encoded.chunks_exact(info.dims).flat_map(|v| item_space(item_tower, v.to_vec())).collect();
+    let items: Vec<f32> = (0..index.len()).flat_map(|i| index.embedding(i)).collect();
+    let bm25 = Bm25::build(&judgments.titles);
+    let dims = index.dims();
+    let report = relevance::evaluate(&judgments, &bm25, &items, &queries, dims).with_context(|| {
+        format!(
+            "--judgments {}: {} informative queries, half of them held out to check the re-ranker",
+            path.display(),
+            judgments.queries.len()
+        )
+    })?;
+    let kept = report.learned > report.hybrid_rrf;
+    println!(
+        "search on {} held-out judged queries, nDCG@10: fusion {:.4}, learned re-ranker {:.4}: {}",
+        report.test_queries,
+        report.hybrid_rrf,
+        report.learned,
+        if kept { "serving the re-ranker" } else { "serving fusion (the re-ranker did not rank better)" }
+    );
+    let ranker =
+        if kept { Some(relevance::fit_ranker(&judgments, &bm25, &items, &queries, dims)?.to_bytes()) } else { None };
+    let metrics = serde_json::json!({
+        "judged_queries": report.fit_queries + report.test_queries,
+        "held_out_queries": report.test_queries,
+        "fused_ndcg@10": report.hybrid_rrf,
+        "learned_ndcg@10": report.learned,
+        "ranker": kept,
+    });
+    Ok(Some(SearchFit { ranker, metrics }))
 }

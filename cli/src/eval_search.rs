@@ -1,5 +1,5 @@
-//! `edgerec eval-search`: BM25, semantic and hybrid nDCG@10 on graded
-//! judgments (Home Depot), on held-out queries.
+//! `edgerec eval-search`: BM25, semantic, hybrid and learned-re-ranker
+//! nDCG@10 on graded judgments (Home Depot), on held-out queries.
 
 use std::path::PathBuf;
 
@@ -38,10 +38,10 @@ pub fn run(args: Args) -> Result<()> {
     let queries: Vec<&str> = judgments.queries.iter().map(|q| q.text.as_str()).collect();
     let (title_vectors, info) = text_embeddings(work, "titles", &titles, encoder, 64)?;
     let (query_vectors, _) = text_embeddings(work, "queries", &queries, encoder, 64)?;
-    let report = relevance::evaluate(&judgments, &bm25, &title_vectors, &query_vectors, info.dims);
+    let report = relevance::evaluate(&judgments, &bm25, &title_vectors, &query_vectors, info.dims)?;
     let table = format!(
-        "Home Depot search relevance, nDCG@10 on {} held-out queries ({} used to fit the linear weight, {} without signal left out)\n\
-         {:<38} {:>8}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}",
+        "Home Depot search relevance, nDCG@10 on {} held-out queries ({} used to fit the linear weight and the re-ranker, {} without signal left out)\n\
+         {:<38} {:>8}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}",
         report.test_queries,
         report.fit_queries,
         report.uninformative_queries,
@@ -55,6 +55,8 @@ pub fn run(args: Args) -> Result<()> {
         report.hybrid_rrf,
         format!("hybrid, linear (w = {:.2})", report.linear_semantic_weight),
         report.hybrid_linear,
+        "learned re-ranker (fitted on the rest)",
+        report.learned,
     );
     if json {
         eprintln!("{table}");

@@ -7,9 +7,9 @@ use anyhow::{Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
 use edgerec_core::data;
 use edgerec_core::index::ItemIndex;
-use edgerec_core::search::BM25_FILE;
+use edgerec_core::search::{BM25_FILE, RANKER_FILE};
 
-use crate::bundles::{bundle_name_version, index_items, new_manifest, title_index};
+use crate::bundles::{JudgmentArgs, bundle_name_version, fit_search, index_items, new_manifest, title_index};
 use crate::encoding::{EncoderArgs, catalog_texts, text_embeddings};
 
 /// `edgerec index` arguments.
@@ -26,6 +26,8 @@ pub struct Args {
     /// Titles per encoder batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    #[command(flatten)]
+    judgments: JudgmentArgs,
 }
 
 /// Writes the bundle and prints what it holds.
@@ -41,8 +43,17 @@ pub fn run(args: Args) -> Result<()> {
     let (text, info) = text_embeddings(data_dir, "catalog", &catalog_texts(&catalog), &encoder_dir, args.batch_size)?;
     let items = index_items(&catalog, &events, &text, info.dims);
     let bytes = ItemIndex::encode(&items)?;
-    let manifest = new_manifest(name, version, info.dims, info, items.len());
-    write_bundle(out, manifest, &[(ITEMS_FILE, &bytes), (BM25_FILE, &title_index(&bytes)?)])?;
+    let search = fit_search(&args.judgments, &bytes, None, &encoder_dir, data_dir)?;
+    let mut manifest = new_manifest(name, version, info.dims, info, items.len());
+    let bm25 = title_index(&bytes)?;
+    let mut files: Vec<(&str, &[u8])> = vec![(ITEMS_FILE, &bytes), (BM25_FILE, &bm25)];
+    if let Some(search) = &search {
+        manifest.metrics.insert("search".into(), search.metrics.clone());
+        if let Some(ranker) = &search.ranker {
+            files.push((RANKER_FILE, ranker));
+        }
+    }
+    write_bundle(out, manifest, &files)?;
     let manifest = Manifest::verify(out)?;
     println!(
         "bundle {} {} at {}: {} items, {} ({} dims), {:.1} MB",

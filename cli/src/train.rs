@@ -8,12 +8,12 @@ use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
 use edgerec_core::data;
 use edgerec_core::eval::{self, Dataset};
 use edgerec_core::index::ItemIndex;
-use edgerec_core::search::BM25_FILE;
+use edgerec_core::search::{BM25_FILE, RANKER_FILE};
 use edgerec_core::tower::{ITEM_TOWER_FILE, USER_TOWER_FILE};
 use edgerec_core::train::{self, EpochStats, Progress, TrainConfig, Trained};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bundles::{bundle_name_version, index_items, new_manifest, title_index};
+use crate::bundles::{JudgmentArgs, bundle_name_version, fit_search, index_items, new_manifest, title_index};
 use crate::encoding::{EncoderArgs, catalog_texts, text_embeddings};
 
 /// `edgerec train` arguments.
@@ -24,6 +24,8 @@ pub struct Args {
     data: PathBuf,
     #[command(flatten)]
     encoder: EncoderArgs,
+    #[command(flatten)]
+    judgments: JudgmentArgs,
     /// Bundle directory: models/<name>/<version>.
     #[arg(long)]
     out: PathBuf,
@@ -225,17 +227,23 @@ pub fn run(args: Args) -> Result<()> {
     }
     manifest.metrics.insert("best_epoch".into(), trained.best_epoch.into());
     manifest.metrics.insert("items".into(), items_name(chosen).into());
-    write_bundle(
-        out,
-        manifest,
-        &[
-            (ITEMS_FILE, &items_bytes),
-            (BM25_FILE, &title_index(&items_bytes)?),
-            (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
-            (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
-            (METRICS_FILE, &metrics_bytes),
-        ],
-    )?;
+    let search = fit_search(&args.judgments, &items_bytes, Some(&trained.item_tower), &encoder_dir, data_dir)?;
+    let (bm25, user_tower, item_tower) =
+        (title_index(&items_bytes)?, trained.user_tower.to_bytes(), trained.item_tower.to_bytes());
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (ITEMS_FILE, &items_bytes),
+        (BM25_FILE, &bm25),
+        (USER_TOWER_FILE, &user_tower),
+        (ITEM_TOWER_FILE, &item_tower),
+        (METRICS_FILE, &metrics_bytes),
+    ];
+    if let Some(search) = &search {
+        manifest.metrics.insert("search".into(), search.metrics.clone());
+        if let Some(ranker) = &search.ranker {
+            files.push((RANKER_FILE, ranker));
+        }
+    }
+    write_bundle(out, manifest, &files)?;
     let manifest = Manifest::verify(out)?;
     println!(
         "trained {} in {:.1}s ({:.0} examples/s); best epoch {} (valid Recall@20 {:.4}, zero-shot {:.4}); bundle {} {} at {}",

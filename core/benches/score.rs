@@ -3,7 +3,8 @@
 //! core can do, next to the f32 loop over dequantized rows it replaced, and
 //! the whole of `recommend` (user tower, scan, top-k, reasons) around it.
 //! The function's own figure (in wasm, `simd128`) is the `score` entry of
-//! `server-timing`, measured by `scripts/bench-recommend`.
+//! `server-timing`, measured by `scripts/bench-recommend`. Last, a search
+//! with and without the learned re-ranker over its top 50.
 //!
 //! `cargo bench -p edgerec-core --bench score` (needs the demo bundle from scripts/setup)
 
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend};
 use edgerec_core::score::{QueryVector, dot};
+use edgerec_core::search::rerank::{Candidate, features};
+use edgerec_core::search::{Bm25, Ranker, Ranking, SearchQuery, search, terms};
 use edgerec_core::tower::UserTower;
 
 fn median(mut f: impl FnMut(), n: usize) -> Duration {
@@ -132,4 +135,30 @@ fn main() {
     let attending = median(|| drop(black_box(attending_tower.user_vector(black_box(&fifty), rows))), runs);
     println!("| user tower, 50 history items, recency pooling | {:.1} us | - |", pooled.as_secs_f64() * 1e6);
     println!("| user tower, 50 history items, with attention | {:.1} us | - |", attending.as_secs_f64() * 1e6);
+
+    // Search, fused, and the same with a re-ranker over the top 50. The
+    // ranker is fitted to made-up grades (word coverage): only its cost
+    // counts here, its quality is `edgerec eval-search`'s.
+    let Some(bm25) = std::fs::read(bundle.join("bm25.bin")).ok().and_then(|b| Bm25::from_bytes(&b).ok()) else {
+        return;
+    };
+    let words = ["red heart", "glass candle holder", "vintage christmas", "lunch bag", "cake stand"];
+    let lists: Vec<_> = words
+        .iter()
+        .map(|q| {
+            let lexical = bm25.scores(&terms(q));
+            let listed: Vec<Candidate> =
+                (0..200).map(|i| Candidate { title: index.title(i), lexical: lexical[i], semantic: 0.5 }).collect();
+            let rows = features(&bm25, q, &listed);
+            let grades = rows.iter().map(|r| r[2]).collect();
+            (rows, grades)
+        })
+        .collect();
+    let ranker = Ranker::fit(&lists).expect("fits");
+    let q = SearchQuery { text: "red heart glass candle holder".into(), truncated: false, history: vec![], k: 10 };
+    let fused = median(|| drop(black_box(search(&index, &bm25, &q, &user, None, Ranking::default()))), runs / 4);
+    let learned =
+        median(|| drop(black_box(search(&index, &bm25, &q, &user, None, Ranking::Learned(&ranker)))), runs / 4);
+    println!("| search, fused (BM25, scan, RRF, top-10) | {:.1} us | - |", fused.as_secs_f64() * 1e6);
+    println!("| search, fused + learned re-ranker over the top 50 | {:.1} us | - |", learned.as_secs_f64() * 1e6);
 }

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    // The reason is part of the message, not a `source`: a CLI that prints
+    // the error chain would otherwise say it twice.
+    #[error("{path}: {reason}")]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A bundle file's bytes do not match the sha256 its manifest records.
     #[error(
@@ -61,6 +63,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), reason: source }
     }
 }

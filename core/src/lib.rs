@@ -30,6 +30,7 @@ mod error;
 #[cfg(feature = "data")]
 pub mod eval;
 pub mod index;
+mod linalg;
 pub mod recommend;
 #[cfg(feature = "train")]
 pub mod report;

@@ -15,6 +15,10 @@
 
 #[cfg(feature = "data")]
 pub mod relevance;
+pub mod rerank;
+
+use rerank::Candidate;
+pub use rerank::{RANKER_FILE, RERANK_DEPTH, Ranker};
 
 use crate::Result;
 use crate::api::{ApiError, ScoredItem, validate_k};
@@ -114,12 +118,26 @@ impl Bm25 {
         self.doc_len.is_empty()
     }
 
+    /// The inverse document frequency of `term` (that of a term no title
+    /// has, the highest, if unknown).
+    pub fn idf(&self, term: &str) -> f32 {
+        let df = match self.vocab.binary_search_by(|t| t.as_str().cmp(term)) {
+            Ok(t) => (self.post_start[t + 1] - self.post_start[t]) as usize,
+            Err(_) => 0,
+        };
+        self.idf_of_df(df)
+    }
+
+    fn idf_of_df(&self, df: usize) -> f32 {
+        let (n, df) = (self.len() as f32, df as f32);
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
     /// BM25 score of every document for the query terms (0 where no term
     /// matches). A term repeated in the query counts once.
     pub fn scores(&self, query_terms: &[String]) -> Vec<f32> {
         let mut out = vec![0f32; self.len()];
         let mut seen: Vec<&str> = Vec::new();
-        let n = self.len() as f32;
         for term in query_terms {
             if seen.contains(&term.as_str()) {
                 continue;
@@ -127,8 +145,7 @@ impl Bm25 {
             seen.push(term);
             let Ok(t) = self.vocab.binary_search(term) else { continue };
             let (start, end) = (self.post_start[t] as usize, self.post_start[t + 1] as usize);
-            let df = (end - start) as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = self.idf_of_df(end - start);
             for p in start..end {
                 let (doc, tf) = (self.post_doc[p] as usize, self.post_tf[p] as f32);
                 let norm = 1.0 - B + B * self.doc_len[doc] as f32 / self.avg_len.max(f32::MIN_POSITIVE);
@@ -203,9 +220,12 @@ pub enum Fusion {
     },
 }
 
+/// The `k` of the default fusion: reciprocal rank fusion's usual constant.
+pub const RRF_K: f32 = 60.0;
+
 impl Default for Fusion {
     fn default() -> Self {
-        Fusion::Rrf { k: 60.0 }
+        Fusion::Rrf { k: RRF_K }
     }
 }
 
@@ -299,23 +319,64 @@ pub fn clean_query(text: &str, field: &str) -> Result<(String, bool), ApiError> 
     Ok((trimmed[..end].to_string(), true))
 }
 
+/// How a search orders what its retrievers found.
+#[derive(Debug, Clone, Copy)]
+pub enum Ranking<'a> {
+    /// Fuse the retrievers' rankings: needs no judgments.
+    Fused(Fusion),
+    /// Fuse them (RRF), then re-order the best [`RERANK_DEPTH`] (or `k`,
+    /// if more) by a re-ranker fitted to the shop's judgments.
+    Learned(&'a Ranker),
+}
+
+impl Default for Ranking<'_> {
+    fn default() -> Self {
+        Ranking::Fused(Fusion::default())
+    }
+}
+
 /// Ranks the whole catalog for a query whose embedding is already in the
 /// item space (`query_vector`), fusing BM25, semantic and, when `user` is
-/// given, personal similarity.
+/// given, personal similarity; a learned `ranking` then re-orders the top,
+/// the personal ranking joining its order as it joins the fusion.
 pub fn search(
     index: &ItemIndex,
     bm25: &Bm25,
     query: &SearchQuery,
     query_vector: &[f32],
     user: Option<&[f32]>,
-    fusion: Fusion,
+    ranking: Ranking,
 ) -> Vec<ScoredItem> {
     let candidates: Vec<usize> = (0..index.len()).collect();
     let lexical = bm25.scores(&terms(&query.text));
     let semantic = index.scores(&QueryVector::new(query_vector));
     let personal = user.map(|u| index.scores(&QueryVector::new(u)));
+    let fusion = match ranking {
+        Ranking::Fused(fusion) => fusion,
+        Ranking::Learned(_) => Fusion::default(),
+    };
     let fused = fuse(&candidates, &lexical, &semantic, personal.as_deref(), fusion);
-    let scores: Vec<Option<f32>> = fused.into_iter().map(Some).collect();
+    let mut scores: Vec<Option<f32>> = fused.into_iter().map(Some).collect();
+    if let Ranking::Learned(ranker) = ranking {
+        let top: Vec<usize> = top_k(&scores, query.k.max(RERANK_DEPTH)).into_iter().map(|(i, _)| i).collect();
+        let listed: Vec<Candidate> = top
+            .iter()
+            .map(|&i| Candidate { title: index.title(i), lexical: lexical[i], semantic: semantic[i] })
+            .collect();
+        let learned = ranker.score(&rerank::features(bm25, &query.text, &listed));
+        let mut dense = vec![f32::NEG_INFINITY; index.len()];
+        top.iter().zip(&learned).for_each(|(&i, &s)| dense[i] = s);
+        let reordered = match &personal {
+            None => learned,
+            Some(personal) => {
+                let (by_learned, by_personal) = (ranks(&top, &dense, |_| true), ranks(&top, personal, |_| true));
+                let rrf = |rank: Option<usize>, weight: f32| rank.map_or(0.0, |r| weight / (RRF_K + r as f32 + 1.0));
+                (0..top.len()).map(|c| rrf(by_learned[c], 1.0) + rrf(by_personal[c], PERSONAL_WEIGHT)).collect()
+            }
+        };
+        scores = vec![None; index.len()];
+        top.iter().zip(reordered).for_each(|(&i, s)| scores[i] = Some(s));
+    }
     top_k(&scores, query.k)
         .into_iter()
         .map(|(i, score)| ScoredItem {
@@ -435,14 +496,57 @@ mod tests {
         let q = SearchQuery { text: "blue mug".into(), truncated: false, history: vec![], k: 3 };
         let ids = |r: Vec<ScoredItem>| r.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
         // "blue" only matches b; "mug" also matches a, whose vector is far off.
-        assert_eq!(ids(search(&index, &bm, &q, &[0.0, 1.0], None, Fusion::default())), ["b", "a", "c"]);
+        assert_eq!(ids(search(&index, &bm, &q, &[0.0, 1.0], None, Ranking::default())), ["b", "a", "c"]);
         let q = SearchQuery { text: "mug".into(), ..q };
         // Both mugs match lexically and the query vector sits nearly between
         // them: the shopper's history decides which mug comes first.
-        let r = search(&index, &bm, &q, &[0.55, 0.65], Some(&[1.0, 0.0]), Fusion::default());
+        let r = search(&index, &bm, &q, &[0.55, 0.65], Some(&[1.0, 0.0]), Ranking::default());
         assert_eq!(ids(r)[0], "a");
-        let r = search(&index, &bm, &q, &[0.55, 0.65], Some(&[0.0, 1.0]), Fusion::default());
+        let r = search(&index, &bm, &q, &[0.55, 0.65], Some(&[0.0, 1.0]), Ranking::default());
         assert_eq!(ids(r)[0], "b");
+    }
+
+    #[test]
+    fn a_learned_ranking_reorders_the_top_by_what_the_judgments_taught() {
+        let item = |id: &str, title: &str, e: [f32; 2]| IndexItem {
+            id: id.into(),
+            title: title.into(),
+            popularity: 1.0,
+            embedding: e.to_vec(),
+        };
+        // The fusion trusts the vectors, which favour the short title; the
+        // judgments taught that covering the whole query is what matters.
+        let items = [
+            item("short", "mug", [1.0, 0.0]),
+            item("other", "lamp", [0.9, 0.44]),
+            item("full", "large white mug with lid", [0.0, 1.0]),
+        ];
+        let index = ItemIndex::from_bytes(&ItemIndex::encode(&items).unwrap()).unwrap();
+        let titles: Vec<String> = (0..index.len()).map(|i| index.title(i).to_string()).collect();
+        let bm = Bm25::build(&titles);
+        let list = |query: &str| {
+            let lexical = bm.scores(&terms(query));
+            let listed: Vec<Candidate> =
+                (0..3).map(|i| Candidate { title: &titles[i], lexical: lexical[i], semantic: 1.0 }).collect();
+            let rows = rerank::features(&bm, query, &listed);
+            let grades = rows.iter().map(|r| 3.0 * r[2]).collect(); // grade = coverage
+            (rows, grades)
+        };
+        let lists: Vec<_> = ["white mug", "mug lid", "large lamp", "mug", "white lamp"]
+            .iter()
+            .cycle()
+            .take(40)
+            .map(|q| list(q))
+            .collect();
+        let ranker = Ranker::fit(&lists).unwrap();
+        let q = SearchQuery { text: "white mug".into(), truncated: false, history: vec![], k: 2 };
+        let ids = |r: Vec<ScoredItem>| r.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
+        assert_eq!(ids(search(&index, &bm, &q, &[1.0, 0.0], None, Ranking::default())), ["short", "full"]);
+        assert_eq!(ids(search(&index, &bm, &q, &[1.0, 0.0], None, Ranking::Learned(&ranker))), ["full", "short"]);
+        // k beyond the depth still answers k items, each once.
+        let q = SearchQuery { k: 3, ..q };
+        let got = ids(search(&index, &bm, &q, &[1.0, 0.0], Some(&[1.0, 0.0]), Ranking::Learned(&ranker)));
+        assert_eq!((got.len(), got[0].as_str()), (3, "full"));
     }
 
     #[test]

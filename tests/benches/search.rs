@@ -26,7 +26,7 @@ use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::encoder::{Device, load_native, onnx_runtime};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
-use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
+use edgerec_core::search::{BM25_FILE, Bm25, Ranking, SearchQuery, search};
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, USER_TOWER_FILE, UserTower};
 use edgerec_host::config::Settings;
 use edgerec_tests::{Host, SEARCH_QUERIES as QUERIES, demo_bundle, host_encoder_dir, onnxruntime_library, repo};
@@ -60,7 +60,7 @@ fn native(rounds: usize) -> (Vec<f64>, Vec<f64>, String) {
             let qv = item_tower.project(&text);
             let (history, _) = resolve(&index, &query.history);
             let user = user_vector(&index, &user_tower, &history);
-            let items = search(&index, &bm25, &query, &qv, user.as_deref(), Fusion::default());
+            let items = search(&index, &bm25, &query, &qv, user.as_deref(), Ranking::default());
             assert_eq!(items.len(), 10);
             if round >= 2 {
                 total.push(started.elapsed().as_secs_f64() * 1e3);

@@ -13,7 +13,7 @@ use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend};
 use edgerec_core::tower::UserTower;
 use edgerec_host::config::Settings;
-use edgerec_tests::{Host, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
+use edgerec_tests::{Host, ai_models_dir, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
 use serde_json::json;
 
 const WORDS: [&str; 10] = ["mug", "kettle", "candle", "lamp", "cushion", "vase", "clock", "frame", "basket", "tray"];
@@ -77,6 +77,26 @@ text = ["name", "category"]
     .unwrap();
 }
 
+/// The shop of [`write_shop`] in `dir`, prepared into `dir/prepared`
+/// (returned with what `edgerec prepare` printed).
+fn prepared_shop(dir: &Path) -> (String, std::process::Output) {
+    write_shop(dir);
+    let d = |p: &str| dir.join(p).display().to_string();
+    let data = d("prepared");
+    let out = edgerec(&[
+        "prepare",
+        "--format",
+        "csv",
+        "--mapping",
+        &d("mapping.toml"),
+        "--input",
+        &d("orders.csv"),
+        "--out",
+        &data,
+    ]);
+    (data, out)
+}
+
 fn edgerec(args: &[&str]) -> std::process::Output {
     let out = Command::new(edgerec_bin())
         .args(args)
@@ -91,21 +111,9 @@ fn edgerec(args: &[&str]) -> std::process::Output {
 fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     require!(edgerec_bin(), encoder_dir(), component("recommend"));
     let dir = tempfile::tempdir().unwrap();
-    write_shop(dir.path());
     let d = |p: &str| dir.path().join(p).display().to_string();
-    let (data, bundle) = (d("prepared"), d("models/shop/1"));
-
-    let out = edgerec(&[
-        "prepare",
-        "--format",
-        "csv",
-        "--mapping",
-        &d("mapping.toml"),
-        "--input",
-        &d("orders.csv"),
-        "--out",
-        &data,
-    ]);
+    let (data, out) = prepared_shop(dir.path());
+    let bundle = d("models/shop/1");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d("prepared/report.json")).unwrap()).unwrap();
     assert_eq!(report["rows_in"], 2403, "{}", String::from_utf8_lossy(&out.stdout));
@@ -203,6 +211,71 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin");
     assert_ne!(ranked(&trained), ranked(&UserTower::recency(index.dims(), 50)), "training changed the ranking");
     assert_eq!(body["model"]["name"], "shop");
+}
+
+/// Judgments of a shop whose shoppers care about colour first: for each
+/// "<colour> <word>" query, the exact product is graded 3, the other
+/// products of that colour 2 and the same word in other colours 1. BM25
+/// weighs the rarer word more and fusion ranks the kettles first; the
+/// re-ranker must learn the shop's order from the grades.
+fn write_colour_judgments(path: &Path) {
+    let mut csv = String::from("query,item_id,relevance\n");
+    for p in 0..60 {
+        let query = format!("{} {}", COLOURS[p % 6], WORDS[p / 6]);
+        for other in 0..60 {
+            let grade = match (other == p, other % 6 == p % 6, other / 6 == p / 6) {
+                (true, _, _) => 3,
+                (false, true, _) => 2,
+                (false, false, true) => 1,
+                _ => continue,
+            };
+            csv += &format!("{query},SKU-{other},{grade}\n");
+        }
+    }
+    csv += "red mug,SKU-NOT-IN-CATALOG,3\n";
+    std::fs::write(path, csv).unwrap();
+}
+
+#[test]
+fn a_shops_judgments_teach_search_its_order_and_the_function_serves_it() {
+    require!(edgerec_bin(), encoder_dir(), component("search"), ai_models_dir());
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = prepared_shop(dir.path());
+    write_colour_judgments(&dir.path().join("judgments.csv"));
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    edgerec(&["index", "--data", &data, "--out", &d("models/shop/1")]);
+    let out = edgerec(&["index", "--data", &data, "--out", &d("models/shop/2"), "--judgments", &d("judgments.csv")]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("serving the re-ranker"), "{stdout}");
+    assert!(stderr.contains("1 rows name items the catalog does not have"), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/shop/2/manifest.json")).unwrap()).unwrap();
+    let search = &manifest["metrics"]["search"];
+    assert_eq!(search["ranker"], true, "{search}");
+    assert!(search["learned_ndcg@10"].as_f64() > search["fused_ndcg@10"].as_f64(), "{search}");
+    assert!(manifest["files"]["ranker.bin"].is_string(), "{manifest}");
+
+    // Served: the bundle without judgments ranks by fusion, the one with
+    // them by colour, as the grades taught.
+    let served = |version: &str| -> Vec<String> {
+        let app = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"shop\"\n[[trigger.http]]\nroute = \"/api/search\"\ncomponent = \"search\"\n\
+             [component.search]\nsource = \"{}\"\nfiles = [{{ source = \"models/shop/{version}\", destination = \"/bundle\" }}]\n\
+             ai_models = [\"all-minilm-l6-v2\"]\n",
+            component("search").display()
+        );
+        std::fs::write(d("spin.toml"), app).unwrap();
+        let settings = Settings { ai_models_dir: Some(ai_models_dir()), ..Settings::default() };
+        let host = Host::start(&dir.path().join("spin.toml"), &settings);
+        let reply = host.post("/api/search", json!({"query": "red kettle", "k": 6}).to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let body = reply.json();
+        body["items"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_string()).collect()
+    };
+    let (fused, learned) = (served("1"), served("2"));
+    let red = |titles: &[String]| titles[1..].iter().filter(|t| t.starts_with("red ")).count();
+    assert_eq!((fused[0].as_str(), learned[0].as_str()), ("red kettle", "red kettle"));
+    assert!(red(&learned) >= 4 && red(&learned) > red(&fused), "fused {fused:?}, learned {learned:?}");
 }
 
 #[test]

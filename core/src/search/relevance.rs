@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::rerank::{self, Candidate, Ranker};
 use super::{Bm25, Fusion, fuse, ndcg_at, terms};
 use crate::score::dot;
 use crate::{Error, Result};
@@ -64,15 +65,48 @@ pub fn read_home_depot(path: &Path) -> Result<Judgments> {
         }
         all[q].judged.push((product, relevance));
     }
-    for q in all {
-        let first = q.judged[0].1;
-        if q.judged.iter().any(|&(_, r)| r != first) {
-            judgments.queries.push(q);
-        } else {
-            judgments.uninformative += 1;
-        }
-    }
+    (judgments.queries, judgments.uninformative) = informative(all);
     Ok(judgments)
+}
+
+/// The queries with at least two different grades, and how many had not.
+fn informative(all: Vec<JudgedQuery>) -> (Vec<JudgedQuery>, usize) {
+    let (kept, dropped): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|q| q.judged.iter().any(|&(_, r)| r != q.judged[0].1));
+    (kept, dropped.len())
+}
+
+/// Reads a shop's own judgments (`query, item_id, relevance`: any numeric
+/// scale, higher is better; optionally gzipped) against its catalog, where
+/// `titles[i]` is the title of the item `ids[i]`. Also returns how many
+/// rows named an item the catalog does not have (they are skipped).
+pub fn read_judgments(path: &Path, ids: &[&str], titles: Vec<String>) -> Result<(Judgments, usize)> {
+    let (mut csv, [query, item, rel]) = crate::data::csv_columns(path, ["query", "item_id", "relevance"])?;
+    let number: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut queries: HashMap<String, usize> = HashMap::new();
+    let (mut all, mut unknown): (Vec<JudgedQuery>, usize) = (Vec::new(), 0);
+    for (line, record) in csv.records().enumerate() {
+        let r = record.map_err(|e| Error::Data(format!("{} row {}: {e}", path.display(), line + 2)))?;
+        let field = |i: usize| r.get(i).unwrap_or("").trim();
+        let relevance: f32 = field(rel).parse().ok().filter(|r: &f32| r.is_finite()).ok_or_else(|| {
+            Error::Data(format!("{} row {}: relevance `{}` is not a number", path.display(), line + 2, field(rel)))
+        })?;
+        if field(query).is_empty() {
+            return Err(Error::Data(format!("{} row {}: query is empty", path.display(), line + 2)));
+        }
+        let Some(&product) = number.get(field(item)) else {
+            unknown += 1;
+            continue;
+        };
+        let next = all.len();
+        let q = *queries.entry(field(query).to_string()).or_insert(next);
+        if q == all.len() {
+            all.push(JudgedQuery { text: field(query).to_string(), judged: Vec::new() });
+        }
+        all[q].judged.push((product, relevance));
+    }
+    let (queries, uninformative) = informative(all);
+    Ok((Judgments { titles, queries, uninformative }, unknown))
 }
 
 /// Whether a query is in the held-out half (by the hash of its text).
@@ -99,48 +133,83 @@ pub struct SearchReport {
     pub hybrid_linear: f64,
     /// The fitted semantic weight of the linear fusion.
     pub linear_semantic_weight: f32,
+    /// The re-ranker ([`super::rerank`]) fitted on the other half.
+    pub learned: f64,
+    /// Its weight per feature (per standard deviation of the feature).
+    pub learned_weights: Vec<(String, f32)>,
     /// The lowest grade on the file's scale, mapped to gain 0.
     pub min_relevance: f32,
 }
 
-/// Ranks every judged query's products by each method. `title_vectors` and
+/// A judged query made ready to rank: its candidates numbered `0..n`,
+/// their gains, both retrievers' scores and the re-ranker's features.
+struct Prepared {
+    candidates: Vec<usize>,
+    gains: Vec<f32>,
+    lexical: Vec<f32>,
+    semantic: Vec<f32>,
+    held_out: bool,
+    features: Vec<[f32; rerank::FEATURES.len()]>,
+}
+
+/// Scores every judged query's candidates; the gain of a grade is its
+/// distance from the lowest grade of the file. `title_vectors` and
 /// `query_vectors` are row-major, L2-normalized, `dims` wide, in the order
 /// of `judgments.titles` and `judgments.queries`.
+fn prepare(
+    judgments: &Judgments,
+    bm25: &Bm25,
+    title_vectors: &[f32],
+    query_vectors: &[f32],
+    dims: usize,
+) -> (Vec<Prepared>, f32) {
+    let min_relevance =
+        judgments.queries.iter().flat_map(|q| q.judged.iter().map(|&(_, r)| r)).fold(f32::INFINITY, f32::min);
+    let title = |i: usize| &title_vectors[i * dims..(i + 1) * dims];
+    let prepared = judgments
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(q, query)| {
+            let all_lexical = bm25.scores(&terms(&query.text));
+            let qv = &query_vectors[q * dims..(q + 1) * dims];
+            let lexical: Vec<f32> = query.judged.iter().map(|&(p, _)| all_lexical[p]).collect();
+            let semantic: Vec<f32> = query.judged.iter().map(|&(p, _)| dot(qv, title(p))).collect();
+            let listed: Vec<Candidate> = query
+                .judged
+                .iter()
+                .enumerate()
+                .map(|(c, &(p, _))| Candidate {
+                    title: &judgments.titles[p],
+                    lexical: lexical[c],
+                    semantic: semantic[c],
+                })
+                .collect();
+            Prepared {
+                candidates: (0..query.judged.len()).collect(),
+                gains: query.judged.iter().map(|&(_, r)| r - min_relevance).collect(),
+                features: rerank::features(bm25, &query.text, &listed),
+                lexical,
+                semantic,
+                held_out: held_out(&query.text),
+            }
+        })
+        .collect();
+    (prepared, min_relevance)
+}
+
+/// Ranks every judged query's products by each method: the linear fusion's
+/// weight and the re-ranker are fitted on one half of the queries, every
+/// number is measured on the other (see [`prepare`] for the vectors). Fails
+/// if the fitting half has too few judgments for the re-ranker.
 pub fn evaluate(
     judgments: &Judgments,
     bm25: &Bm25,
     title_vectors: &[f32],
     query_vectors: &[f32],
     dims: usize,
-) -> SearchReport {
-    let min_relevance =
-        judgments.queries.iter().flat_map(|q| q.judged.iter().map(|&(_, r)| r)).fold(f32::INFINITY, f32::min);
-    let title = |i: usize| &title_vectors[i * dims..(i + 1) * dims];
-    // Per query: candidates, gains, lexical and semantic scores (dense over
-    // all products for the lexical side, as the fusion expects).
-    struct Prepared {
-        candidates: Vec<usize>,
-        gains: Vec<f32>,
-        lexical: Vec<f32>,
-        semantic: Vec<f32>,
-        held_out: bool,
-    }
-    let prepared: Vec<Prepared> = judgments
-        .queries
-        .iter()
-        .enumerate()
-        .map(|(q, query)| {
-            let candidates: Vec<usize> = query.judged.iter().map(|&(p, _)| p).collect();
-            let gains = query.judged.iter().map(|&(_, r)| r - min_relevance).collect();
-            let lexical = bm25.scores(&terms(&query.text));
-            let qv = &query_vectors[q * dims..(q + 1) * dims];
-            let mut semantic = vec![0f32; judgments.titles.len()];
-            for &p in &candidates {
-                semantic[p] = dot(qv, title(p));
-            }
-            Prepared { candidates, gains, lexical, semantic, held_out: held_out(&query.text) }
-        })
-        .collect();
+) -> Result<SearchReport> {
+    let (prepared, min_relevance) = prepare(judgments, bm25, title_vectors, query_vectors, dims);
     let ndcg = |p: &Prepared, scores: &[f32]| -> f64 {
         let mut order: Vec<usize> = (0..p.candidates.len()).collect();
         // Ties keep the file's order, the same for every method.
@@ -152,8 +221,6 @@ pub fn evaluate(
         let chosen: Vec<&Prepared> = prepared.iter().filter(|p| p.held_out == held).collect();
         chosen.iter().map(|p| ndcg(p, &method(p))).sum::<f64>() / chosen.len().max(1) as f64
     };
-    let bm25_only = |p: &Prepared| p.candidates.iter().map(|&i| p.lexical[i]).collect::<Vec<f32>>();
-    let semantic_only = |p: &Prepared| p.candidates.iter().map(|&i| p.semantic[i]).collect::<Vec<f32>>();
     let fused = |fusion: Fusion| move |p: &Prepared| fuse(&p.candidates, &p.lexical, &p.semantic, None, fusion);
     let mut best = (f64::MIN, 0.0f32);
     for step in 0..=20 {
@@ -163,17 +230,36 @@ pub fn evaluate(
             best = (score, w);
         }
     }
-    SearchReport {
+    let ranker = fit(prepared.iter().filter(|p| !p.held_out))?;
+    Ok(SearchReport {
         fit_queries: prepared.iter().filter(|p| !p.held_out).count(),
         test_queries: prepared.iter().filter(|p| p.held_out).count(),
         uninformative_queries: judgments.uninformative,
-        bm25: mean(true, &bm25_only),
-        semantic: mean(true, &semantic_only),
-        hybrid_rrf: mean(true, &fused(Fusion::Rrf { k: 60.0 })),
+        bm25: mean(true, &|p: &Prepared| p.lexical.clone()),
+        semantic: mean(true, &|p: &Prepared| p.semantic.clone()),
+        hybrid_rrf: mean(true, &fused(Fusion::default())),
         hybrid_linear: mean(true, &fused(Fusion::Linear { semantic_weight: best.1 })),
         linear_semantic_weight: best.1,
+        learned: mean(true, &|p: &Prepared| ranker.score(&p.features)),
+        learned_weights: ranker.weights().map(|(name, w)| (name.to_string(), w)).collect(),
         min_relevance,
-    }
+    })
+}
+
+/// The re-ranker fitted on every judged query (what a bundle serves, once
+/// [`evaluate`] has shown on held-out queries that it beats fusion).
+pub fn fit_ranker(
+    judgments: &Judgments,
+    bm25: &Bm25,
+    title_vectors: &[f32],
+    query_vectors: &[f32],
+    dims: usize,
+) -> Result<Ranker> {
+    fit(prepare(judgments, bm25, title_vectors, query_vectors, dims).0.iter())
+}
+
+fn fit<'a>(prepared: impl Iterator<Item = &'a Prepared>) -> Result<Ranker> {
+    Ranker::fit(&prepared.map(|p| (p.features.clone(), p.gains.clone())).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -200,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_shops_judgments_against_its_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("judgments.csv");
+        std::fs::write(&path, "query,item_id,relevance\nmug,A,3\nmug,B,0\nmug,GONE,2\nlamp,B,1\n").unwrap();
+        let titles = vec!["Red Mug".to_string(), "Blue Lamp".to_string()];
+        let (j, unknown) = read_judgments(&path, &["A", "B"], titles.clone()).unwrap();
+        assert_eq!((j.queries.len(), j.uninformative, unknown), (1, 1, 1));
+        assert_eq!(j.queries[0].judged, [(0, 3.0), (1, 0.0)]);
+        assert_eq!(j.titles, titles);
+        std::fs::write(&path, "query,item,relevance\nmug,A,3\n").unwrap();
+        assert!(read_judgments(&path, &["A"], titles.clone()).unwrap_err().to_string().contains("item_id"));
+        std::fs::write(&path, "query,item_id,relevance\nmug,A,NaN\n").unwrap();
+        assert!(read_judgments(&path, &["A"], titles).unwrap_err().to_string().contains("row 2: relevance `NaN`"));
+    }
+
+    #[test]
     fn each_method_ranks_by_its_own_signal() {
         // Product 0 matches the words, product 1 the meaning; graded 3 and 1.
         let titles = vec!["steel hammer".to_string(), "nail driver".to_string()];
@@ -212,7 +314,7 @@ mod tests {
         let title_vectors = [1.0, 0.0, 0.0, 1.0];
         // Query vectors point at product 1: semantic gets it wrong.
         let query_vectors: Vec<f32> = (0..40).flat_map(|_| [0.0, 1.0]).collect();
-        let r = evaluate(&j, &bm25, &title_vectors, &query_vectors, 2);
+        let r = evaluate(&j, &bm25, &title_vectors, &query_vectors, 2).unwrap();
         assert_eq!(r.fit_queries + r.test_queries, 40);
         assert!(r.test_queries > 5 && r.fit_queries > 5);
         assert_eq!(r.bm25, 1.0);

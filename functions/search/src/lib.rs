@@ -2,7 +2,8 @@
 //! the semantic similarity of the query's embedding (encoded here, at
 //! request time) and, given a history, the shopper's user vector.
 //!
-//! Mounts: the catalog bundle at `/bundle` (items.bin, bm25.bin, towers).
+//! Mounts: the catalog bundle at `/bundle` (items.bin, bm25.bin, towers,
+//! and ranker.bin where the shop's judgments fitted a re-ranker).
 //! The query is encoded by the encoder the `encoder` variable names
 //! (`edgerec_function::encoding`): the host's model by default. The edgerec
 //! host pre-initializes the component, so no request reads the bundle.
@@ -13,7 +14,7 @@ use edgerec_core::api::{ApiError, SearchRequest, SearchResponse};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{resolve, user_vector};
-use edgerec_core::search::{BM25_FILE, Bm25, Fusion, SearchQuery, search};
+use edgerec_core::search::{BM25_FILE, Bm25, RANKER_FILE, Ranker, Ranking, SearchQuery, search};
 use edgerec_core::tower::{ItemTower, UserTower, item_space};
 use edgerec_function::bundle;
 use edgerec_function::encoding::TextEncoding;
@@ -28,6 +29,8 @@ struct Search {
     encoder: TextEncoding,
     item_tower: Option<ItemTower>,
     user_tower: UserTower,
+    /// Fitted to the shop's judgments (`--judgments`); fusion without one.
+    ranker: Option<Ranker>,
 }
 
 impl Function for Search {
@@ -42,8 +45,11 @@ impl Function for Search {
         }
         let item_tower = bundle::item_tower(&manifest)?;
         let user_tower = bundle::user_tower(&manifest, &index)?;
+        let ranker = bundle::optional_file(BUNDLE_DIR, &manifest, RANKER_FILE)?
+            .map(|bytes| Ranker::from_bytes(&bytes).map_err(|e| e.to_string()))
+            .transpose()?;
         let encoder = TextEncoding::load(&manifest)?;
-        Ok(Self { manifest, index, bm25, encoder, item_tower, user_tower })
+        Ok(Self { manifest, index, bm25, encoder, item_tower, user_tower, ranker })
     }
 
     async fn handle(
@@ -60,7 +66,8 @@ impl Function for Search {
         let (history, unknown) = resolve(&self.index, &query.history);
         let user = user_vector(&self.index, &self.user_tower, &history);
         let items = exchange.timed("score", || {
-            search(&self.index, &self.bm25, &query, &query_vector, user.as_deref(), Fusion::default())
+            let ranking = self.ranker.as_ref().map_or(Ranking::default(), Ranking::Learned);
+            search(&self.index, &self.bm25, &query, &query_vector, user.as_deref(), ranking)
         });
         json(&SearchResponse {
             items,
