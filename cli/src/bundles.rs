@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::{BUNDLE_FORMAT, EncoderInfo, Manifest};
 use edgerec_core::data::{self, CatalogItem};
 use edgerec_core::index::{IndexItem, ItemIndex};
-use edgerec_core::search::{Bm25, relevance};
+use edgerec_core::search::{Bm25, RANKER_FILE, relevance};
 use edgerec_core::tower::{ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower, item_space};
 
 use crate::encoding::text_embeddings;
@@ -89,6 +89,17 @@ pub struct SearchFit {
     pub ranker: Option<Vec<u8>>,
     /// Held-out nDCG@10 of fusion and of the re-ranker, and the choice.
     pub metrics: serde_json::Value,
+}
+
+impl SearchFit {
+    /// Records the comparison in the manifest and adds `ranker.bin` to the
+    /// bundle's files if the re-ranker won.
+    pub fn add_to<'a>(&'a self, manifest: &mut Manifest, files: &mut Vec<(&'a str, &'a [u8])>) {
+        manifest.metrics.insert("search".into(), self.metrics.clone());
+        if let Some(ranker) = &self.ranker {
+            files.push((RANKER_FILE, ranker));
+        }
+    }
 }
 
 /// Fits the search re-ranker of a catalog bundle (`items_bin`, queries

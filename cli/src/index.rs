@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
 use edgerec_core::data;
 use edgerec_core::index::ItemIndex;
-use edgerec_core::search::{BM25_FILE, RANKER_FILE};
+use edgerec_core::search::BM25_FILE;
 
 use crate::bundles::{JudgmentArgs, bundle_name_version, fit_search, index_items, new_manifest, title_index};
 use crate::encoding::{EncoderArgs, catalog_texts, text_embeddings};
@@ -48,10 +48,7 @@ pub fn run(args: Args) -> Result<()> {
     let bm25 = title_index(&bytes)?;
     let mut files: Vec<(&str, &[u8])> = vec![(ITEMS_FILE, &bytes), (BM25_FILE, &bm25)];
     if let Some(search) = &search {
-        manifest.metrics.insert("search".into(), search.metrics.clone());
-        if let Some(ranker) = &search.ranker {
-            files.push((RANKER_FILE, ranker));
-        }
+        search.add_to(&mut manifest, &mut files);
     }
     write_bundle(out, manifest, &files)?;
     let manifest = Manifest::verify(out)?;

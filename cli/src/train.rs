@@ -8,7 +8,7 @@ use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
 use edgerec_core::data;
 use edgerec_core::eval::{self, Dataset};
 use edgerec_core::index::ItemIndex;
-use edgerec_core::search::{BM25_FILE, RANKER_FILE};
+use edgerec_core::search::BM25_FILE;
 use edgerec_core::tower::{ITEM_TOWER_FILE, USER_TOWER_FILE};
 use edgerec_core::train::{self, EpochStats, Progress, TrainConfig, Trained};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -238,10 +238,7 @@ pub fn run(args: Args) -> Result<()> {
         (METRICS_FILE, &metrics_bytes),
     ];
     if let Some(search) = &search {
-        manifest.metrics.insert("search".into(), search.metrics.clone());
-        if let Some(ranker) = &search.ranker {
-            files.push((RANKER_FILE, ranker));
-        }
+        search.add_to(&mut manifest, &mut files);
     }
     write_bundle(out, manifest, &files)?;
     let manifest = Manifest::verify(out)?;
