@@ -13,12 +13,11 @@ use edgerec_core::tower::{ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower, it
 
 use crate::encoding::text_embeddings;
 
-/// The BM25 index of `/api/search` over the titles of `items.bin`,
-/// numbered like it.
-pub fn title_index(items_bin: &[u8]) -> Result<Vec<u8>> {
-    let index = ItemIndex::from_bytes(items_bin)?;
+/// The BM25 index of `/api/search` (`bm25.bin`) over the titles of the
+/// item index, numbered like it.
+pub fn title_index(index: &ItemIndex) -> Bm25 {
     let titles: Vec<&str> = (0..index.len()).map(|i| index.title(i)).collect();
-    Ok(Bm25::build(&titles).to_bytes())
+    Bm25::build(&titles)
 }
 
 /// Splits `models/<name>/<version>` into name and version.
@@ -102,18 +101,18 @@ impl SearchFit {
     }
 }
 
-/// Fits the search re-ranker of a catalog bundle (`items_bin`, queries
-/// encoded by `encoder_dir` and, for a trained bundle, its `item_tower`),
-/// if `--judgments` was given; prints the comparison.
+/// Fits the search re-ranker of a catalog bundle (its item `index` and
+/// `bm25`, queries encoded by `encoder_dir` and, for a trained bundle, its
+/// `item_tower`), if `--judgments` was given; prints the comparison.
 pub fn fit_search(
     args: &JudgmentArgs,
-    items_bin: &[u8],
+    index: &ItemIndex,
+    bm25: &Bm25,
     item_tower: Option<&ItemTower>,
     encoder_dir: &Path,
     cache_dir: &Path,
 ) -> Result<Option<SearchFit>> {
     let Some(path) = &args.judgments else { return Ok(None) };
-    let index = ItemIndex::from_bytes(items_bin)?;
     let ids: Vec<&str> = (0..index.len()).map(|i| index.id(i)).collect();
     let titles: Vec<String> = (0..index.len()).map(|i| index.title(i).to_string()).collect();
     let (judgments, unknown) =
@@ -134,15 +133,14 @@ pub fn fit_search(
     let (encoded, info) = text_embeddings(cache_dir, "judged-queries", &texts, encoder_dir, 32)?;
     let queries: Vec<f32> = encoded.chunks_exact(info.dims).flat_map(|v| item_space(item_tower, v.to_vec())).collect();
     let items: Vec<f32> = (0..index.len()).flat_map(|i| index.embedding(i)).collect();
-    let bm25 = Bm25::build(&judgments.titles);
-    let dims = index.dims();
-    let report = relevance::evaluate(&judgments, &bm25, &items, &queries, dims).with_context(|| {
-        format!(
-            "--judgments {}: {} informative queries, half of them held out to check the re-ranker",
-            path.display(),
-            judgments.queries.len()
-        )
-    })?;
+    let (report, ranker) =
+        relevance::evaluate(&judgments, bm25, &items, &queries, index.dims()).with_context(|| {
+            format!(
+                "--judgments {}: {} informative queries, half of them held out to check the re-ranker",
+                path.display(),
+                judgments.queries.len()
+            )
+        })?;
     let kept = report.learned > report.hybrid_rrf;
     println!(
         "search on {} held-out judged queries, nDCG@10: fusion {:.4}, learned re-ranker {:.4}: {}",
@@ -151,8 +149,7 @@ pub fn fit_search(
         report.learned,
         if kept { "serving the re-ranker" } else { "serving fusion (the re-ranker did not rank better)" }
     );
-    let ranker =
-        if kept { Some(relevance::fit_ranker(&judgments, &bm25, &items, &queries, dims)?.to_bytes()) } else { None };
+    let ranker = kept.then(|| ranker.to_bytes());
     let metrics = serde_json::json!({
         "judged_queries": report.fit_queries + report.test_queries,
         "held_out_queries": report.test_queries,

@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<()> {
     let queries: Vec<&str> = judgments.queries.iter().map(|q| q.text.as_str()).collect();
     let (title_vectors, info) = text_embeddings(work, "titles", &titles, encoder, 64)?;
     let (query_vectors, _) = text_embeddings(work, "queries", &queries, encoder, 64)?;
-    let report = relevance::evaluate(&judgments, &bm25, &title_vectors, &query_vectors, info.dims)?;
+    let (report, _) = relevance::evaluate(&judgments, &bm25, &title_vectors, &query_vectors, info.dims)?;
     let table = format!(
         "Home Depot search relevance, nDCG@10 on {} held-out queries ({} used to fit the linear weight and the re-ranker, {} without signal left out)\n\
          {:<38} {:>8}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}\n{:<38} {:>8.4}",

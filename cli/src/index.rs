@@ -43,9 +43,11 @@ pub fn run(args: Args) -> Result<()> {
     let (text, info) = text_embeddings(data_dir, "catalog", &catalog_texts(&catalog), &encoder_dir, args.batch_size)?;
     let items = index_items(&catalog, &events, &text, info.dims);
     let bytes = ItemIndex::encode(&items)?;
-    let search = fit_search(&args.judgments, &bytes, None, &encoder_dir, data_dir)?;
+    let index = ItemIndex::from_bytes(&bytes)?;
+    let bm25 = title_index(&index);
+    let search = fit_search(&args.judgments, &index, &bm25, None, &encoder_dir, data_dir)?;
     let mut manifest = new_manifest(name, version, info.dims, info, items.len());
-    let bm25 = title_index(&bytes)?;
+    let bm25 = bm25.to_bytes();
     let mut files: Vec<(&str, &[u8])> = vec![(ITEMS_FILE, &bytes), (BM25_FILE, &bm25)];
     if let Some(search) = &search {
         search.add_to(&mut manifest, &mut files);

@@ -227,9 +227,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     manifest.metrics.insert("best_epoch".into(), trained.best_epoch.into());
     manifest.metrics.insert("items".into(), items_name(chosen).into());
-    let search = fit_search(&args.judgments, &items_bytes, Some(&trained.item_tower), &encoder_dir, data_dir)?;
+    let index = ItemIndex::from_bytes(&items_bytes)?;
+    let bm25 = title_index(&index);
+    let search = fit_search(&args.judgments, &index, &bm25, Some(&trained.item_tower), &encoder_dir, data_dir)?;
     let (bm25, user_tower, item_tower) =
-        (title_index(&items_bytes)?, trained.user_tower.to_bytes(), trained.item_tower.to_bytes());
+        (bm25.to_bytes(), trained.user_tower.to_bytes(), trained.item_tower.to_bytes());
     let mut files: Vec<(&str, &[u8])> = vec![
         (ITEMS_FILE, &items_bytes),
         (BM25_FILE, &bm25),

@@ -509,7 +509,7 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
         manifest,
         &[
             (ITEMS_FILE, &items_bytes),
-            (BM25_FILE, &title_index(&items_bytes)?),
+            (BM25_FILE, &title_index(&ItemIndex::from_bytes(&items_bytes)?).to_bytes()),
             (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
             (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
             (METRICS_FILE, &serde_json::to_vec_pretty(&metrics)?),

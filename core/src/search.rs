@@ -364,11 +364,11 @@ pub fn search(
             .map(|&i| Candidate { title: index.title(i), lexical: lexical[i], semantic: semantic[i] })
             .collect();
         let learned = ranker.score(&rerank::features(bm25, &query.text, &listed));
-        let mut dense = vec![f32::NEG_INFINITY; index.len()];
-        top.iter().zip(&learned).for_each(|(&i, &s)| dense[i] = s);
         let reordered = match &personal {
             None => learned,
             Some(personal) => {
+                let mut dense = vec![f32::NEG_INFINITY; index.len()];
+                top.iter().zip(&learned).for_each(|(&i, &s)| dense[i] = s);
                 let (by_learned, by_personal) = (ranks(&top, &dense, |_| true), ranks(&top, personal, |_| true));
                 let rrf = |rank: Option<usize>, weight: f32| rank.map_or(0.0, |r| weight / (RRF_K + r as f32 + 1.0));
                 (0..top.len()).map(|c| rrf(by_learned[c], 1.0) + rrf(by_personal[c], PERSONAL_WEIGHT)).collect()

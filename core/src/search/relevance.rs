@@ -45,8 +45,7 @@ pub fn read_home_depot(path: &Path) -> Result<Judgments> {
         crate::data::csv_columns(path, ["product_uid", "product_title", "search_term", "relevance"])?;
     let mut products: HashMap<String, usize> = HashMap::new();
     let mut judgments = Judgments::default();
-    let mut queries: HashMap<String, usize> = HashMap::new();
-    let mut all: Vec<JudgedQuery> = Vec::new();
+    let mut queries = QueryGroups::default();
     for (line, record) in csv.records().enumerate() {
         let r = record.map_err(|e| Error::Data(format!("{} row {}: {e}", path.display(), line + 2)))?;
         let field = |i: usize| r.get(i).unwrap_or("").trim();
@@ -58,22 +57,35 @@ pub fn read_home_depot(path: &Path) -> Result<Judgments> {
         if product == judgments.titles.len() {
             judgments.titles.push(field(title).to_string());
         }
-        let next = all.len();
-        let q = *queries.entry(field(term).to_string()).or_insert(next);
-        if q == all.len() {
-            all.push(JudgedQuery { text: field(term).to_string(), judged: Vec::new() });
-        }
-        all[q].judged.push((product, relevance));
+        queries.add(field(term), product, relevance);
     }
-    (judgments.queries, judgments.uninformative) = informative(all);
+    (judgments.queries, judgments.uninformative) = queries.informative();
     Ok(judgments)
 }
 
-/// The queries with at least two different grades, and how many had not.
-fn informative(all: Vec<JudgedQuery>) -> (Vec<JudgedQuery>, usize) {
-    let (kept, dropped): (Vec<_>, Vec<_>) =
-        all.into_iter().partition(|q| q.judged.iter().any(|&(_, r)| r != q.judged[0].1));
-    (kept, dropped.len())
+/// Judgments grouped by query text, in the order queries first appear.
+#[derive(Default)]
+struct QueryGroups {
+    position: HashMap<String, usize>,
+    all: Vec<JudgedQuery>,
+}
+
+impl QueryGroups {
+    fn add(&mut self, text: &str, product: usize, relevance: f32) {
+        let next = self.all.len();
+        let q = *self.position.entry(text.to_string()).or_insert(next);
+        if q == next {
+            self.all.push(JudgedQuery { text: text.to_string(), judged: Vec::new() });
+        }
+        self.all[q].judged.push((product, relevance));
+    }
+
+    /// The queries with at least two different grades, and how many had not.
+    fn informative(self) -> (Vec<JudgedQuery>, usize) {
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            self.all.into_iter().partition(|q| q.judged.iter().any(|&(_, r)| r != q.judged[0].1));
+        (kept, dropped.len())
+    }
 }
 
 /// Reads a shop's own judgments (`query, item_id, relevance`: any numeric
@@ -83,8 +95,7 @@ fn informative(all: Vec<JudgedQuery>) -> (Vec<JudgedQuery>, usize) {
 pub fn read_judgments(path: &Path, ids: &[&str], titles: Vec<String>) -> Result<(Judgments, usize)> {
     let (mut csv, [query, item, rel]) = crate::data::csv_columns(path, ["query", "item_id", "relevance"])?;
     let number: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    let mut queries: HashMap<String, usize> = HashMap::new();
-    let (mut all, mut unknown): (Vec<JudgedQuery>, usize) = (Vec::new(), 0);
+    let (mut queries, mut unknown) = (QueryGroups::default(), 0);
     for (line, record) in csv.records().enumerate() {
         let r = record.map_err(|e| Error::Data(format!("{} row {}: {e}", path.display(), line + 2)))?;
         let field = |i: usize| r.get(i).unwrap_or("").trim();
@@ -98,14 +109,9 @@ pub fn read_judgments(path: &Path, ids: &[&str], titles: Vec<String>) -> Result<
             unknown += 1;
             continue;
         };
-        let next = all.len();
-        let q = *queries.entry(field(query).to_string()).or_insert(next);
-        if q == all.len() {
-            all.push(JudgedQuery { text: field(query).to_string(), judged: Vec::new() });
-        }
-        all[q].judged.push((product, relevance));
+        queries.add(field(query), product, relevance);
     }
-    let (queries, uninformative) = informative(all);
+    let (queries, uninformative) = queries.informative();
     Ok((Judgments { titles, queries, uninformative }, unknown))
 }
 
@@ -200,15 +206,17 @@ fn prepare(
 
 /// Ranks every judged query's products by each method: the linear fusion's
 /// weight and the re-ranker are fitted on one half of the queries, every
-/// number is measured on the other (see [`prepare`] for the vectors). Fails
-/// if the fitting half has too few judgments for the re-ranker.
+/// number is measured on the other (see [`prepare`] for the vectors). Also
+/// returns the re-ranker refitted on every query: what a bundle serves once
+/// the report shows it beats fusion. Fails if the fitting half has too few
+/// judgments for the re-ranker.
 pub fn evaluate(
     judgments: &Judgments,
     bm25: &Bm25,
     title_vectors: &[f32],
     query_vectors: &[f32],
     dims: usize,
-) -> Result<SearchReport> {
+) -> Result<(SearchReport, Ranker)> {
     let (prepared, min_relevance) = prepare(judgments, bm25, title_vectors, query_vectors, dims);
     let ndcg = |p: &Prepared, scores: &[f32]| -> f64 {
         let mut order: Vec<usize> = (0..p.candidates.len()).collect();
@@ -231,7 +239,7 @@ pub fn evaluate(
         }
     }
     let ranker = fit(prepared.iter().filter(|p| !p.held_out))?;
-    Ok(SearchReport {
+    let report = SearchReport {
         fit_queries: prepared.iter().filter(|p| !p.held_out).count(),
         test_queries: prepared.iter().filter(|p| p.held_out).count(),
         uninformative_queries: judgments.uninformative,
@@ -243,19 +251,8 @@ pub fn evaluate(
         learned: mean(true, &|p: &Prepared| ranker.score(&p.features)),
         learned_weights: ranker.weights().map(|(name, w)| (name.to_string(), w)).collect(),
         min_relevance,
-    })
-}
-
-/// The re-ranker fitted on every judged query (what a bundle serves, once
-/// [`evaluate`] has shown on held-out queries that it beats fusion).
-pub fn fit_ranker(
-    judgments: &Judgments,
-    bm25: &Bm25,
-    title_vectors: &[f32],
-    query_vectors: &[f32],
-    dims: usize,
-) -> Result<Ranker> {
-    fit(prepare(judgments, bm25, title_vectors, query_vectors, dims).0.iter())
+    };
+    Ok((report, fit(prepared.iter())?))
 }
 
 fn fit<'a>(prepared: impl Iterator<Item = &'a Prepared>) -> Result<Ranker> {
@@ -314,7 +311,7 @@ mod tests {
         let title_vectors = [1.0, 0.0, 0.0, 1.0];
         // Query vectors point at product 1: semantic gets it wrong.
         let query_vectors: Vec<f32> = (0..40).flat_map(|_| [0.0, 1.0]).collect();
-        let r = evaluate(&j, &bm25, &title_vectors, &query_vectors, 2).unwrap();
+        let (r, _) = evaluate(&j, &bm25, &title_vectors, &query_vectors, 2).unwrap();
         assert_eq!(r.fit_queries + r.test_queries, 40);
         assert!(r.test_queries > 5 && r.fit_queries > 5);
         assert_eq!(r.bm25, 1.0);
