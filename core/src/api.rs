@@ -330,6 +330,28 @@ pub struct ColdStartResponse {
     pub model: ModelRef,
 }
 
+/// An item added through `POST /api/items/cold-start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewArrival {
+    /// Its id.
+    pub item_id: String,
+    /// Its title.
+    pub title: String,
+}
+
+/// `GET /api/items/cold-start` response: the items added for the serving
+/// model (the "new arrivals" shelf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewArrivalsResponse {
+    /// The latest stored pages first, up to [`MAX_NEW_ARRIVALS`].
+    pub items: Vec<NewArrival>,
+    /// The bundle they were added to.
+    pub model: ModelRef,
+}
+
+/// Most items `GET /api/items/cold-start` lists.
+pub const MAX_NEW_ARRIVALS: usize = 200;
+
 /// Most events one `POST /api/feedback` may carry.
 pub const MAX_FEEDBACK_EVENTS: usize = 10_000;
 /// Longest user, item, event or ad id, in bytes.

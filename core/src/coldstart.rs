@@ -145,6 +145,12 @@ impl NewItems {
         &self.pages
     }
 
+    /// Up to `limit` items as (id, title): the latest page first (items
+    /// fill pages in the order they arrive), each page by id.
+    pub fn listing(&self, limit: usize) -> Vec<(&str, &str)> {
+        self.pages.iter().rev().flat_map(|p| (0..p.len()).map(move |i| (p.id(i), p.title(i)))).take(limit).collect()
+    }
+
     fn ids(&self) -> BTreeSet<String> {
         self.pages.iter().flat_map(|p| (0..p.len()).map(|i| p.id(i).to_string())).collect()
     }

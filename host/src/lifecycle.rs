@@ -10,7 +10,7 @@
 //!
 //! | route (private host, scope `admin`) | body | answer |
 //! |---|---|---|
-//! | `GET /api/admin/models/{name}` | | `{"name", "serving", "log": [...]}` |
+//! | `GET /api/admin/models/{name}` (also `metrics:read`: the dashboard) | | `{"name", "serving", "versions", "bundles": [{"version", "metrics", "epochs", ...}], "log": [...]}` |
 //! | `POST /api/admin/models/{name}/promote` | `{"version", "reason"?}` | the log entry |
 //! | `POST /api/admin/models/{name}/rollback` | `{"reason"?}` | the log entry |
 //! | `POST /api/admin/models/{name}/update` | `{"full"?, "promote"?, "compare"?}` | the update's summary |
@@ -49,6 +49,30 @@ pub struct UpdateJob {
 
 /// Runs an update; answers its summary as JSON, with `"promoted": bool`.
 pub type Updater = dyn Fn(UpdateJob) -> Result<serde_json::Value> + Send + Sync;
+
+/// What the dashboard shows of one version: its manifest's offline
+/// metrics and lineage and, for a trained bundle, the training curve
+/// (`metrics.json`: validation metrics per epoch). Unreadable parts are
+/// left out, never an error: the log must stay readable.
+fn bundle_summary(dir: &std::path::Path) -> serde_json::Value {
+    let mut summary = serde_json::Map::new();
+    summary.insert("version".into(), dir.file_name().map(|n| n.to_string_lossy().into_owned()).into());
+    if let Ok(manifest) = edgerec_core::bundle::Manifest::read(dir) {
+        summary.insert("created".into(), manifest.created.into());
+        summary.insert("items".into(), manifest.items.into());
+        summary.insert("encoder".into(), manifest.encoder.name.into());
+        summary.insert("metrics".into(), serde_json::to_value(&manifest.metrics).unwrap_or_default());
+        summary.insert("lineage".into(), serde_json::to_value(&manifest.lineage).unwrap_or_default());
+    }
+    let training = std::fs::read(dir.join("metrics.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    if let Some(training) = training {
+        summary.insert("epochs".into(), training["epochs"].clone());
+        summary.insert("validation".into(), training["validation"].clone());
+    }
+    summary.into()
+}
 
 /// An admin route: `/api/admin/models/{name}[/{action}]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,10 +174,12 @@ impl Server {
         let entry = match route.action.as_deref() {
             None => {
                 let log = VersionLog::read(&dir).map_err(failed)?;
+                let numbers = versions::versions(&dir).map_err(failed)?;
                 return Ok(serde_json::json!({
                     "name": route.model,
                     "serving": log.serving(),
-                    "versions": versions::versions(&dir).map_err(failed)?,
+                    "versions": numbers,
+                    "bundles": numbers.iter().map(|n| bundle_summary(&dir.join(n.to_string()))).collect::<Vec<_>>(),
                     "log": log.entries(),
                 }));
             }

@@ -278,7 +278,16 @@ impl Server {
             let route = match route {
                 HostRoute::Private(route) => route,
                 HostRoute::Admin(admin) => {
-                    if let Err(answer) = private.authorize(&parts.headers, crate::private::Scope::Admin) {
+                    use crate::private::Scope;
+                    // Reading the version log is an operator's read (the
+                    // dashboard's): `metrics:read` will do; changes need `admin`.
+                    let authorized = if admin.action.is_none() {
+                        let read = private.authorize(&parts.headers, Scope::MetricsRead);
+                        read.clone().or_else(|_| private.authorize(&parts.headers, Scope::Admin)).or(read)
+                    } else {
+                        private.authorize(&parts.headers, Scope::Admin)
+                    };
+                    if let Err(answer) = authorized {
                         return (label.into(), self.answer(answer));
                     }
                     // Promotes reload and updates train: off the async workers' queue.

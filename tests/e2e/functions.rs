@@ -208,6 +208,10 @@ fn a_new_item_gets_neighbours_and_then_shows_up_in_recommendations() {
     let hamper = hamper.unwrap_or_else(|| panic!("the new item is recommended: {rec}"));
     assert_eq!(hamper["reason"], "new item");
     assert_eq!(hamper["title"], "RED RETROSPOT PICNIC HAMPER");
+    // The storefront's "new arrivals" shelf lists it.
+    let listed = host.get("/api/items/cold-start");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(ids(&listed.json(), "items", "item_id").contains(&"TEST-NEW-HAMPER".to_string()), "{}", listed.body);
     // A warm catalog id is answered but not stored again.
     let reply =
         host.post("/api/items/cold-start", json!({"items": [{"item_id": "85099B", "title": "JUMBO BAG"}]}).to_string());
@@ -358,4 +362,33 @@ fn ads_rank_by_the_stats_a_caller_sends_and_refuse_impossible_ones() {
         assert_eq!(reply.status, 400, "{stats}: {}", reply.body);
         assert!(reply.error_message().contains(field), "{stats}: {}", reply.error_message());
     }
+}
+
+#[test]
+fn the_storefront_serves_web_on_its_own_origin_and_nothing_outside_it() {
+    require!(component("storefront"));
+    let host = demo_host();
+    let page = host.get("/");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert!(page.body.contains("<script type=\"module\" src=\"/storefront.js\">"), "index.html at /");
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("default-src 'self'") && policy.contains("connect-src 'self'"), "{policy}");
+    let script = host.get("/storefront.js");
+    assert_eq!(script.header("content-type").as_deref(), Some("text/javascript; charset=utf-8"));
+    assert_eq!(script.body, std::fs::read_to_string(repo().join("web/storefront.js")).unwrap());
+    // Unchanged since the browser's copy: 304, no body.
+    let etag = script.header("etag").unwrap();
+    let again = host.get_with("/storefront.js", &[("if-none-match", &etag)]);
+    assert_eq!((again.status, again.body.as_str()), (304, ""));
+    // The function routes keep their components; unknown pages and paths
+    // out of web/ are 404s in the JSON shape; writes are refused.
+    assert_eq!(host.get("/api/health").json()["status"], "ok");
+    for path in ["/nope.html", "/%2e%2e/Cargo.toml", "/.gitignore", "/a//b"] {
+        let reply = host.get(path);
+        assert_eq!(reply.status, 404, "{path}: {}", reply.body);
+        assert!(reply.error_message().contains("no page at"), "{path}: {}", reply.body);
+    }
+    let post = host.post("/index.html", "{}");
+    assert_eq!((post.status, post.header("allow").as_deref()), (405, Some("GET, HEAD")));
 }

@@ -57,7 +57,10 @@ pub fn assert_spin_v2(path: &std::path::Path) -> (RawManifest, App) {
         for f in &c.files {
             match f {
                 edgerec_host::manifest::RawFileMount::Mapping { source, destination } => {
-                    assert!(source.starts_with("models/"), "only public model artifacts are mounted: {source}");
+                    assert!(
+                        source.starts_with("models/") || source == "web",
+                        "only public model artifacts and the pages of web/ are mounted: {source}"
+                    );
                     assert!(destination.starts_with('/'));
                 }
                 other => panic!("unexpected files entry {other:?}"),
@@ -80,6 +83,11 @@ fn spin_toml_follows_spin_v2_rules() {
     for route in ["/api/recommend", "/api/health"] {
         assert_eq!(app.route(route).expect(route).component, "recommend");
     }
+    // Every other path is the storefront's; the functions keep theirs.
+    for (path, component) in [("/", "storefront"), ("/dashboard.html", "storefront"), ("/api/search", "search")] {
+        assert_eq!(app.route(path).expect(path).component, component, "{path}");
+    }
+    assert!(app.components["storefront"].ai_models.is_empty(), "the pages encode nothing");
     // Text is encoded by the host's all-MiniLM-L6-v2 unless `encoder` says
     // otherwise; the functions that encode may use that model and no other.
     let encoder = &raw.variables["encoder"];
@@ -132,6 +140,9 @@ fn the_edge_app_fits_the_edge() {
     for (id, c) in &app.components {
         let states = runtime.capabilities().configure(c).unwrap();
         let wasm = std::fs::read(&c.source).unwrap();
+        if !edgerec_host::preinit::exports_preinit(&wasm).unwrap() {
+            continue; // the storefront: it loads nothing, each request reads one small file
+        }
         let snapshot = edgerec_host::preinit::snapshot(runtime.capabilities(), &states, &wasm).unwrap();
         eprintln!("{id}: {} MiB after loading", snapshot.memory >> 20);
         assert!(snapshot.memory < 128 << 20, "{id} needs {} MiB after loading", snapshot.memory >> 20);

@@ -271,6 +271,15 @@ impl Host {
         Some(Self::read(Self::agent().run(req).ok()?))
     }
 
+    /// `GET path` with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Self::agent().get(&self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Self::read(req.call().expect("request completes"))
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Reply {
         Self::read(Self::agent().get(&self.url(path)).call().expect("request completes"))

@@ -2,6 +2,8 @@
 //! from their text (encoded here, at request time) with the bundle's item
 //! tower, return their nearest warm neighbours, and store them in the
 //! key-value store so the next `/api/recommend` can return them.
+//! `GET /api/items/cold-start` lists the items stored so far (the
+//! storefront's "new arrivals" shelf).
 //!
 //! Mounts: the catalog bundle at `/bundle` (and, for `encoder = "tract"`,
 //! its encoder at `/encoder`); text is encoded as in `search`.
@@ -9,9 +11,11 @@
 //! items are embedded and answered but not stored (`"indexed": false`).
 //! Pre-initialized like `search`.
 
-use edgerec_core::api::{ApiError, ColdStartItem, ColdStartRequest, ColdStartResponse};
+use edgerec_core::api::{
+    ApiError, ColdStartItem, ColdStartRequest, ColdStartResponse, MAX_NEW_ARRIVALS, NewArrival, NewArrivalsResponse,
+};
 use edgerec_core::bundle::Manifest;
-use edgerec_core::coldstart::{NEIGHBORS, StoredItem, item_text, neighbors, store_new_items, validate};
+use edgerec_core::coldstart::{NEIGHBORS, NewItems, StoredItem, item_text, neighbors, store_new_items, validate};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::tower::{ItemTower, item_space};
 use edgerec_function::bundle;
@@ -25,6 +29,10 @@ use spin_sdk::http::IncomingRequest;
 const ENCODE_BATCH: usize = 64;
 
 /// What cold-start serves from.
+const ADD: Route = Route::post("/api/items/cold-start");
+/// The items added so far (the storefront's "new arrivals").
+const LIST: Route = Route::get("/api/items/cold-start");
+
 struct ColdStart {
     manifest: Manifest,
     index: ItemIndex,
@@ -33,7 +41,7 @@ struct ColdStart {
 }
 
 impl Function for ColdStart {
-    const ROUTES: &'static [Route] = &[Route::post("/api/items/cold-start")];
+    const ROUTES: &'static [Route] = &[ADD, LIST];
 
     fn load() -> Result<Self, String> {
         let manifest = bundle::manifest(BUNDLE_DIR)?;
@@ -45,10 +53,13 @@ impl Function for ColdStart {
 
     async fn handle(
         &'static self,
-        _: &'static Route,
+        route: &'static Route,
         exchange: &mut Exchange,
         req: IncomingRequest,
     ) -> Result<Json, ApiError> {
+        if *route == LIST {
+            return self.list(exchange);
+        }
         let request: ColdStartRequest = read_json(req).await?;
         let model = self.manifest.model_ref();
         validate(&request.items, &model)?;
@@ -94,6 +105,26 @@ impl Function for ColdStart {
             })
             .collect();
         json(&ColdStartResponse { items, model })
+    }
+}
+
+impl ColdStart {
+    /// The items stored for this model version, none where no store is granted.
+    fn list(&self, exchange: &mut Exchange) -> Result<Json, ApiError> {
+        let model = self.manifest.model_ref();
+        let stored = match DefaultStore::open() {
+            Some(store) => exchange.timed("store", || NewItems::load(&store, &model)).map_err(|e| {
+                eprintln!("new items: {e}");
+                ApiError::unavailable("the new items could not be read; see the server log")
+            })?,
+            None => NewItems::default(),
+        };
+        let items = stored
+            .listing(MAX_NEW_ARRIVALS)
+            .into_iter()
+            .map(|(id, title)| NewArrival { item_id: id.to_string(), title: title.to_string() })
+            .collect();
+        json(&NewArrivalsResponse { items, model })
     }
 }
 
