@@ -61,28 +61,30 @@ function hue(id) {
   return h;
 }
 
+/** A product card: its title, why it is shown, and a click that views it. */
+function card(item, onClick, why = "") {
+  const li = document.createElement("li");
+  li.className = "item";
+  li.dataset.itemId = item.item_id;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.style.setProperty("--hue", hue(item.item_id));
+  const title = document.createElement("span");
+  title.className = "title";
+  title.textContent = item.title;
+  const reason = document.createElement("span");
+  reason.className = "why";
+  reason.textContent = why;
+  button.append(title, reason);
+  button.addEventListener("click", onClick);
+  li.append(button);
+  return li;
+}
+
 /** Draws items on a shelf; a click on one counts as viewing it. */
 function draw(sectionId, items, model, reasonFallback = "") {
   const section = document.getElementById(sectionId);
-  const shelf = section.querySelector(".shelf");
-  shelf.replaceChildren(...items.map((item) => {
-    const li = document.createElement("li");
-    li.className = "item";
-    li.dataset.itemId = item.item_id;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.style.setProperty("--hue", hue(item.item_id));
-    const title = document.createElement("span");
-    title.className = "title";
-    title.textContent = item.title;
-    const why = document.createElement("span");
-    why.className = "why";
-    why.textContent = item.reason || reasonFallback;
-    button.append(title, why);
-    button.addEventListener("click", () => view(item, model));
-    li.append(button);
-    return li;
-  }));
+  section.querySelector(".shelf").replaceChildren(...items.map((item) => card(item, () => view(item, model), item.reason || reasonFallback)));
   section.hidden = false;
   window.edgerecTimings[sectionId] ??= Math.round(performance.now() - started);
   if (items.length) feedback(items.map((item) => event(item.item_id, "impression", model)));
@@ -118,31 +120,20 @@ function rememberTitle(item) {
   localStorage.setItem("edgerec.titles", JSON.stringify(titles));
 }
 
+/** "Recently viewed": the history kept here, newest first (a click views it again). */
 function viewed() {
   const titles = JSON.parse(localStorage.getItem("edgerec.titles") || "{}");
   const items = session.history.slice().reverse().slice(0, SHELF).map((id) => ({ item_id: id, title: titles[id] || id }));
-  if (!items.length) {
-    $("#viewed").hidden = true;
-    return;
-  }
-  const shelf = $("#viewed .shelf");
-  shelf.replaceChildren(...items.map((item) => {
-    const li = document.createElement("li");
-    li.className = "item";
-    li.dataset.itemId = item.item_id;
-    const span = document.createElement("button");
-    span.type = "button";
-    span.disabled = true;
-    span.style.setProperty("--hue", hue(item.item_id));
-    span.textContent = item.title;
-    li.append(span);
-    return li;
-  }));
-  $("#viewed").hidden = false;
+  $("#viewed .shelf").replaceChildren(...items.map((item) => card(item, () => view(item, lastModel))));
+  $("#viewed").hidden = !items.length;
 }
+
+// The model of the latest recommendations: a click on "Recently viewed" is credited to it.
+let lastModel;
 
 async function recommended() {
   const answer = await call("Recommendations", "/api/recommend", { ...shopper(), k: SHELF });
+  lastModel = answer.model;
   draw("recommended", answer.items, answer.model);
   $("#model").textContent = `model ${answer.model.name} ${answer.model.version}`;
 }
