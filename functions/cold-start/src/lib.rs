@@ -28,11 +28,12 @@ use spin_sdk::http::IncomingRequest;
 /// products, small enough to bound the padded batch's memory.
 const ENCODE_BATCH: usize = 64;
 
-/// What cold-start serves from.
+/// New items: embed, answer their neighbours, store them.
 const ADD: Route = Route::post("/api/items/cold-start");
 /// The items added so far (the storefront's "new arrivals").
 const LIST: Route = Route::get("/api/items/cold-start");
 
+/// What cold-start serves from.
 struct ColdStart {
     manifest: Manifest,
     index: ItemIndex,
