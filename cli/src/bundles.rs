@@ -101,6 +101,27 @@ impl SearchFit {
     }
 }
 
+/// A shop's `--judgments` against its catalog (`texts[i]` is what item
+/// `ids[i]` is known by): rows naming unknown items are skipped with a
+/// warning; a file with nothing to learn from is an error.
+pub fn read_shop_judgments(path: &Path, ids: &[&str], texts: Vec<String>) -> Result<relevance::Judgments> {
+    let (judgments, unknown) =
+        relevance::read_judgments(path, ids, texts).with_context(|| format!("--judgments {}", path.display()))?;
+    if unknown > 0 {
+        eprintln!(
+            "warning: --judgments {}: {unknown} rows name items the catalog does not have; skipped",
+            path.display()
+        );
+    }
+    if judgments.queries.is_empty() {
+        bail!(
+            "--judgments {}: no query has two catalog items with different grades; nothing to learn from",
+            path.display()
+        );
+    }
+    Ok(judgments)
+}
+
 /// Fits the search re-ranker of a catalog bundle (its item `index` and
 /// `bm25`, queries encoded by `encoder_dir` and, for a trained bundle, its
 /// `item_tower`), if `--judgments` was given; prints the comparison.
@@ -115,20 +136,7 @@ pub fn fit_search(
     let Some(path) = &args.judgments else { return Ok(None) };
     let ids: Vec<&str> = (0..index.len()).map(|i| index.id(i)).collect();
     let titles: Vec<String> = (0..index.len()).map(|i| index.title(i).to_string()).collect();
-    let (judgments, unknown) =
-        relevance::read_judgments(path, &ids, titles).with_context(|| format!("--judgments {}", path.display()))?;
-    if unknown > 0 {
-        eprintln!(
-            "warning: --judgments {}: {unknown} rows name items the catalog does not have; skipped",
-            path.display()
-        );
-    }
-    if judgments.queries.is_empty() {
-        bail!(
-            "--judgments {}: no query has two catalog items with different grades; nothing to learn from",
-            path.display()
-        );
-    }
+    let judgments = read_shop_judgments(path, &ids, titles)?;
     let texts: Vec<&str> = judgments.queries.iter().map(|q| q.text.as_str()).collect();
     let (encoded, info) = text_embeddings(cache_dir, "judged-queries", &texts, encoder_dir, 32)?;
     let queries: Vec<f32> = encoded.chunks_exact(info.dims).flat_map(|v| item_space(item_tower, v.to_vec())).collect();

@@ -12,6 +12,7 @@ use edgerec_core::encoder::tune::{TrainableEncoder, TuneOptions};
 use edgerec_core::search::relevance::{self, Judgments};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::bundles::read_shop_judgments;
 use crate::encoding::{EncoderArgs, catalog_texts};
 
 /// `edgerec tune-encoder` arguments.
@@ -123,28 +124,18 @@ pub fn run(args: Args) -> Result<()> {
 /// embeds) or from Home Depot's file.
 fn read(args: &Args) -> Result<Judgments> {
     let path = &args.judgments;
-    let judgments = match &args.data {
-        Some(data_dir) => {
-            let catalog = data::read_catalog(data_dir)?;
-            let ids: Vec<&str> = catalog.iter().map(|c| c.item_id.as_str()).collect();
-            let texts = catalog_texts(&catalog).into_iter().map(str::to_string).collect();
-            let (judgments, unknown) = relevance::read_judgments(path, &ids, texts)
-                .with_context(|| format!("--judgments {}", path.display()))?;
-            if unknown > 0 {
-                eprintln!(
-                    "warning: --judgments {}: {unknown} rows name items the catalog does not have; skipped",
-                    path.display()
-                );
-            }
-            judgments
-        }
-        None => relevance::read_home_depot(path).with_context(|| {
-            format!(
-                "--judgments {} (without --data: Home Depot's columns; with --data: query,item_id,relevance)",
-                path.display()
-            )
-        })?,
-    };
+    if let Some(data_dir) = &args.data {
+        let catalog = data::read_catalog(data_dir)?;
+        let ids: Vec<&str> = catalog.iter().map(|c| c.item_id.as_str()).collect();
+        let texts = catalog_texts(&catalog).into_iter().map(str::to_string).collect();
+        return read_shop_judgments(path, &ids, texts);
+    }
+    let judgments = relevance::read_home_depot(path).with_context(|| {
+        format!(
+            "--judgments {} (without --data: Home Depot's columns; with --data: query,item_id,relevance)",
+            path.display()
+        )
+    })?;
     if judgments.queries.is_empty() {
         bail!("--judgments {}: no query has two items with different grades; nothing to learn from", path.display());
     }
