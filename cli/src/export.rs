@@ -20,11 +20,10 @@ pub struct Args {
 /// Writes the split to `--out`.
 pub fn run(args: Args) -> Result<()> {
     let dataset = Dataset::load(&args.data)?;
-    eval::export(&dataset, &args.out)?;
+    let users = eval::export(&dataset, &args.out)?;
     println!(
-        "exported {} items, {} training users, {} test cases to {}",
+        "exported {} items, {users} training users (training and validation windows), {} test cases to {}",
         dataset.items(),
-        dataset.split.train.len(),
         dataset.test.len(),
         args.out.display()
     );

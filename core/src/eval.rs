@@ -50,7 +50,9 @@ pub struct Dataset {
     pub valid: Vec<IndexedCase>,
     /// Test cases.
     pub test: Vec<IndexedCase>,
-    /// `cold[i]`: item `i` has no training event.
+    /// `cold[i]`: item `i` has no training event. The test's cold slice
+    /// is that of [`Dataset::with_validation_window`]: no event before
+    /// the test window.
     pub cold: Vec<bool>,
 }
 
@@ -93,7 +95,21 @@ impl Dataset {
         }
         let warm = split.train_items();
         let cold = catalog.iter().map(|c| !warm.contains(c.item_id.as_str())).collect();
+        for item in split.valid_window.iter().flatten().flat_map(|s| &s.steps).flat_map(|s| &s.items) {
+            lookup(item)?;
+        }
         Ok(Self { catalog, ids, split, valid, test, cold })
+    }
+
+    /// The data set a model trains on once validation has chosen its
+    /// settings: the training and validation windows together, no
+    /// validation cases (so training runs the epochs it is given), the
+    /// same test. `None` when the split did not keep its validation window.
+    pub fn with_validation_window(&self) -> Result<Option<Self>> {
+        let Some(train) = self.split.train_and_validation() else { return Ok(None) };
+        let mut split = Split { train, valid: Vec::new(), valid_window: Some(Vec::new()), ..self.split.clone() };
+        split.finish();
+        Self::new(self.catalog.clone(), split).map(Some)
     }
 
     /// Number of catalog items.
@@ -524,11 +540,13 @@ impl Scorer for ScoreMatrix {
 }
 
 /// Writes the split for peer libraries: `items.tsv` (index, id, text),
-/// `train.tsv` (user index, item index, steps with the item),
+/// `train.tsv` (user index, item index, steps with the item; the training
+/// and validation windows, everything before the test window, as
+/// `edgerec train` learns from once validation has chosen its settings),
 /// `users.tsv`, and `valid.jsonl`/`test.jsonl` (`{"user", "history",
 /// "targets"}` with indices; the user index is -1 for users without
-/// training data).
-pub fn export(data: &Dataset, out: &Path) -> Result<()> {
+/// training data). Returns the number of training users written.
+pub fn export(data: &Dataset, out: &Path) -> Result<usize> {
     use std::fmt::Write as _;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let write =
@@ -541,7 +559,9 @@ pub fn export(data: &Dataset, out: &Path) -> Result<()> {
     let mut users = String::new();
     let mut train = String::new();
     let mut user_idx: HashMap<&str, usize> = HashMap::new();
-    for (u, (seq, raw)) in data.train_sequences().iter().zip(&data.split.train).enumerate() {
+    let before_test = data.with_validation_window()?;
+    let fit = before_test.as_ref().unwrap_or(data);
+    for (u, (seq, raw)) in fit.train_sequences().iter().zip(&fit.split.train).enumerate() {
         user_idx.insert(raw.user.as_str(), u);
         let _ = writeln!(users, "{u}\t{}", raw.user);
         let mut counts: BTreeMap<ItemIdx, u32> = BTreeMap::new();
@@ -565,7 +585,7 @@ pub fn export(data: &Dataset, out: &Path) -> Result<()> {
         }
         write(name, text)?;
     }
-    Ok(())
+    Ok(user_idx.len())
 }
 
 #[cfg(test)]
@@ -647,5 +667,40 @@ mod tests {
         let json = r.to_json();
         assert_eq!(json["cold_cases"], 1);
         assert!(json.get("recall@20").is_some() && json.get("ndcg@10").is_some());
+    }
+
+    #[test]
+    fn the_data_before_the_test_adds_the_validation_window_to_training() {
+        let day = |d: i64| chrono::DateTime::from_timestamp(d * 86_400, 0).unwrap();
+        let ev = |user: &str, item: &str, d: i64| crate::data::Event {
+            user_id: user.into(),
+            item_id: item.into(),
+            ts: Some(day(d)),
+            event: "purchase".into(),
+            quantity: 1.0,
+            price: None,
+        };
+        // `c` first sells in the validation window, `d` in the test window.
+        let events = vec![
+            ev("u1", "a", 1),
+            ev("u2", "a", 2),
+            ev("u1", "b", 3),
+            ev("u2", "c", 8),
+            ev("u3", "c", 9),
+            ev("u1", "d", 12),
+        ];
+        let catalog = ["a", "b", "c", "d"]
+            .map(|id| CatalogItem { item_id: id.into(), title: id.into(), text: id.into(), first_seen: None })
+            .to_vec();
+        let data = Dataset::new(catalog, crate::data::split::temporal(&events, day(7), day(10))).unwrap();
+        assert_eq!(data.cold, [false, false, true, true]);
+        assert_eq!(data.valid.len(), 1);
+        let before_test = data.with_validation_window().unwrap().unwrap();
+        assert_eq!(before_test.cold, [false, false, false, true], "only d is new at test time");
+        assert!(before_test.valid.is_empty(), "nothing left to validate on: training runs the epochs it is given");
+        assert_eq!(before_test.test, data.test);
+        let sequences = before_test.train_sequences();
+        assert_eq!(sequences.len(), 3, "u3 is seen only in the validation window");
+        assert_eq!(sequences[1].iter().map(|(_, items)| items.clone()).collect::<Vec<_>>(), [vec![0], vec![2]]);
     }
 }

@@ -97,6 +97,11 @@ pub fn prepare_recbole(inputs: &[PathBuf]) -> Result<Prepared> {
                 targets: vec![target.clone()],
             });
             split.push_case(test, case);
+            if !test {
+                split
+                    .window()
+                    .push(Sequence { user: user.clone(), steps: vec![Step { ts: None, items: vec![target.clone()] }] });
+            }
         }
     }
     split.finish();
@@ -195,6 +200,8 @@ mod tests {
         let alice: Vec<&str> = split.train[0].steps.iter().map(|s| s.items[0].as_str()).collect();
         assert_eq!((split.train[0].user.as_str(), alice), ("alice", vec!["A", "B", "C"]));
         assert_eq!(split.valid[0].targets, ["D"]);
+        let window = split.valid_window.as_ref().unwrap();
+        assert_eq!((window[0].user.as_str(), window[0].steps[0].items.as_slice()), ("alice", &["D".to_string()][..]));
         assert_eq!(split.test.len(), 1, "alice's test target B is in her history: a repeat, no case");
         assert_eq!(split.test[0].history, ["D", "A"]);
         assert_eq!(split.meta.repeat_only_cases, 1);

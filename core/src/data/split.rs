@@ -13,8 +13,14 @@
 //! test, the one before it validation. RecBole sources come split already
 //! and are read as they are ([`super::recbole`]).
 //!
+//! The validation window's own steps are kept too (**valid_window**): once
+//! validation has chosen the settings, training again on the training and
+//! validation windows together ([`Split::train_and_validation`]) learns
+//! from the newest events before the test window, as a shop's model must.
+//!
 //! On disk: `split/meta.json`, `split/train.jsonl`, `split/valid.jsonl`,
-//! `split/test.jsonl` inside the prepared data directory.
+//! `split/test.jsonl` and `split/valid_window.jsonl` inside the prepared
+//! data directory.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -28,6 +34,8 @@ use crate::{Error, Result};
 
 /// The split's directory inside a prepared data directory.
 pub const SPLIT_DIR: &str = "split";
+/// The validation window's steps inside [`SPLIT_DIR`].
+const VALID_WINDOW_FILE: &str = "valid_window.jsonl";
 
 /// A group of items taken at one time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +90,8 @@ pub struct SplitMeta {
     pub test_cases: usize,
     /// Users first seen in the test window (no history, so not evaluated).
     pub new_test_users: usize,
-    /// Distinct test target items with no training event (the cold slice).
+    /// Distinct test target items with no event before the test window
+    /// (the cold slice).
     pub new_test_items: usize,
     /// Windows whose items were all in the user's history (no case made).
     pub repeat_only_cases: usize,
@@ -99,6 +108,10 @@ pub struct Split {
     pub valid: Vec<Case>,
     /// Test cases.
     pub test: Vec<Case>,
+    /// Each user's steps in the validation window, oldest first (users
+    /// whose validation window is empty are left out). `None` for a split
+    /// written before edgerec kept it: split again to train on it.
+    pub valid_window: Option<Vec<Sequence>>,
 }
 
 /// How `edgerec split` cuts.
@@ -241,6 +254,9 @@ pub fn temporal(events: &[Event], valid_start: DateTime<Utc>, test_start: DateTi
                 split.push_case(true, case(&user, history, &test));
             }
         }
+        if !valid.is_empty() {
+            split.window().push(Sequence { user: user.clone(), steps: valid.into_iter().cloned().collect() });
+        }
         if !train.is_empty() {
             split.train.push(Sequence { user, steps: train.into_iter().cloned().collect() });
         }
@@ -261,6 +277,7 @@ pub fn leave_one_out(events: &[Event]) -> Split {
             split.push_case(false, case(&user, train_history.clone(), &[&valid]));
             let history = distinct_history(steps.iter().chain([&valid]).flat_map(|s| &s.items));
             split.push_case(true, case(&user, history, &[&test]));
+            split.window().push(Sequence { user: user.clone(), steps: vec![valid] });
         }
         split.train.push(Sequence { user, steps });
     }
@@ -289,7 +306,30 @@ impl Split {
             train: vec![],
             valid: vec![],
             test: vec![],
+            valid_window: Some(vec![]),
         }
+    }
+
+    /// The validation window's sequences, to add to.
+    pub fn window(&mut self) -> &mut Vec<Sequence> {
+        self.valid_window.get_or_insert_with(Vec::new)
+    }
+
+    /// The training sequences with each user's validation-window steps
+    /// appended (users seen only there added at the end): what a model may
+    /// learn from before the test window. `None` when the split did not
+    /// keep the validation window.
+    pub fn train_and_validation(&self) -> Option<Vec<Sequence>> {
+        let window = self.valid_window.as_ref()?;
+        let mut merged = self.train.clone();
+        let at: HashMap<&str, usize> = self.train.iter().enumerate().map(|(i, s)| (s.user.as_str(), i)).collect();
+        for seq in window {
+            match at.get(seq.user.as_str()) {
+                Some(&i) => merged[i].steps.extend(seq.steps.iter().cloned()),
+                None => merged.push(seq.clone()),
+            }
+        }
+        Some(merged)
     }
 
     /// Adds a case (or counts a window with only repeats).
@@ -304,14 +344,21 @@ impl Split {
     /// Fills the counts in `meta`.
     pub fn finish(&mut self) {
         let train_items: HashSet<&String> = self.train.iter().flat_map(|s| &s.steps).flat_map(|s| &s.items).collect();
+        let known: HashSet<&String> = self
+            .valid_window
+            .iter()
+            .flatten()
+            .flat_map(|s| &s.steps)
+            .flat_map(|s| &s.items)
+            .chain(train_items.iter().copied())
+            .collect();
         let m = &mut self.meta;
         m.train_users = self.train.len();
         m.train_interactions = self.train.iter().flat_map(|s| &s.steps).map(|s| s.items.len()).sum();
         m.train_items = train_items.len();
         m.valid_cases = self.valid.len();
         m.test_cases = self.test.len();
-        let cold: HashSet<&String> =
-            self.test.iter().flat_map(|c| &c.targets).filter(|i| !train_items.contains(i)).collect();
+        let cold: HashSet<&String> = self.test.iter().flat_map(|c| &c.targets).filter(|i| !known.contains(i)).collect();
         m.new_test_items = cold.len();
     }
 
@@ -328,7 +375,14 @@ impl Split {
         std::fs::write(out.join("meta.json"), meta + "\n").map_err(|e| Error::io(&out, e))?;
         write_jsonl(&out.join("train.jsonl"), &self.train)?;
         write_jsonl(&out.join("valid.jsonl"), &self.valid)?;
-        write_jsonl(&out.join("test.jsonl"), &self.test)
+        write_jsonl(&out.join("test.jsonl"), &self.test)?;
+        match &self.valid_window {
+            Some(window) => write_jsonl(&out.join(VALID_WINDOW_FILE), window),
+            None => match std::fs::remove_file(out.join(VALID_WINDOW_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(out.join(VALID_WINDOW_FILE), e)),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Reads `dir/split/`.
@@ -348,6 +402,10 @@ impl Split {
             train: read_jsonl(&at.join("train.jsonl"))?,
             valid: read_jsonl(&at.join("valid.jsonl"))?,
             test: read_jsonl(&at.join("test.jsonl"))?,
+            valid_window: match at.join(VALID_WINDOW_FILE) {
+                path if path.exists() => Some(read_jsonl(&path)?),
+                _ => None,
+            },
         })
     }
 
@@ -448,6 +506,31 @@ mod tests {
     }
 
     #[test]
+    fn the_validation_window_is_kept_to_train_on_before_the_test() {
+        let day = |d: i64| DateTime::from_timestamp(d * 86_400, 0).unwrap();
+        let s = temporal(&log(), day(7), day(10));
+        let window = s.valid_window.as_ref().unwrap();
+        let steps = |user: &str| -> Vec<Vec<String>> {
+            let seq = window.iter().find(|q| q.user == user).unwrap();
+            seq.steps.iter().map(|st| st.items.clone()).collect()
+        };
+        assert_eq!(steps("u1"), [["a"]], "the repeat a case leaves out is still an event to learn from");
+        assert_eq!(steps("u2"), [["c"]]);
+        assert_eq!(window.len(), 2, "u3 has nothing before the test window");
+        let both = s.train_and_validation().unwrap();
+        let u1 = both.iter().find(|q| q.user == "u1").unwrap();
+        assert_eq!(
+            u1.steps.iter().map(|st| st.ts.unwrap() / 86_400).collect::<Vec<_>>(),
+            [1, 5, 8],
+            "appended in time order"
+        );
+        assert!(both.iter().all(|q| q.steps.iter().all(|st| st.ts.unwrap() < day(10).timestamp())), "never the test");
+        let loo = leave_one_out(&log());
+        let u1 = loo.valid_window.as_ref().unwrap().iter().find(|q| q.user == "u1").unwrap();
+        assert_eq!(u1.steps, [Step { ts: Some(8 * 86_400), items: vec!["a".into()] }], "the step before the last");
+    }
+
+    #[test]
     fn leave_one_out_holds_out_the_last_two_steps() {
         let s = leave_one_out(&log());
         let u1 = s.test.iter().find(|c| c.user == "u1").unwrap();
@@ -482,5 +565,9 @@ mod tests {
         s.write(dir.path()).unwrap();
         assert_eq!(Split::read(dir.path()).unwrap(), s);
         assert!(Split::read(&dir.path().join("none")).unwrap_err().to_string().contains("edgerec split"));
+        // A split written before the validation window was kept reads as such.
+        std::fs::remove_file(dir.path().join(SPLIT_DIR).join(VALID_WINDOW_FILE)).unwrap();
+        let old = Split::read(dir.path()).unwrap();
+        assert_eq!((old.train_and_validation(), old.valid_window), (None, None));
     }
 }
