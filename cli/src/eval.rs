@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::coldstart::{NEW_ITEM_BOOST_METRIC, bundle_new_item_boost};
 use edgerec_core::eval::{
     self, Boosted, Dataset, Embeddings, ItemKnn, Popularity, Random, RecentPopularity, Report, ScoreMatrix, Scorer,
 };
@@ -50,7 +51,8 @@ pub struct Args {
     report: Option<PathBuf>,
     /// Also evaluate the bundle with these boosts added to new items
     /// (no training events), e.g. `0.02,0.05,0.1`: the exploration
-    /// boost of /api/recommend for cold-started items.
+    /// boost of /api/recommend for cold-started items. Default: the boost
+    /// the bundle serves, when its training chose one.
     #[arg(long, value_delimiter = ',')]
     new_item_boost: Vec<f32>,
     /// Score the validation cases instead of the test cases (to choose settings such as the boost).
@@ -137,8 +139,14 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
     let encoder_dir = encoder_dir(&manifest.encoder.name, opts.encoders)?;
     let (text, info) = text_embeddings(opts.data, "catalog", &catalog_texts(&dataset.catalog), &encoder_dir, 32)?;
 
+    // The test window is judged on what every model may learn from before
+    // it (the training and validation windows, as `edgerec train` and the
+    // peers' export do); validation on the training window alone.
+    let before_test = if opts.validation { None } else { dataset.with_validation_window()? };
+    let fitted = before_test.as_ref().unwrap_or(&dataset);
+    let cold = if opts.validation { &dataset.cold } else { &fitted.cold };
     let mut models: Vec<(String, Box<dyn Scorer>)> = vec![("random".into(), Box::new(Random { seed: 7 }))];
-    models.extend(baselines(&dataset, opts.recent_days).into_iter().map(|(name, scorer)| (name.to_string(), scorer)));
+    models.extend(baselines(fitted, opts.recent_days).into_iter().map(|(name, scorer)| (name.to_string(), scorer)));
     models.push((
         "zero-shot".into(),
         Box::new(Embeddings { items: text, tower: UserTower::recency(info.dims, MAX_HISTORY) }),
@@ -150,9 +158,13 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
         let (_, items, tower) = load_bundle(&dataset, dir)?;
         models.push((name.clone(), Box::new(Embeddings { items, tower })));
     }
-    for &boost in opts.new_item_boosts {
+    // Without --new-item-boost, the boost the bundle serves (if it chose one).
+    let served_boost = manifest.metrics.get(NEW_ITEM_BOOST_METRIC).map(|_| bundle_new_item_boost(&manifest));
+    let boosts =
+        if opts.new_item_boosts.is_empty() { Vec::from_iter(served_boost) } else { opts.new_item_boosts.to_vec() };
+    for boost in boosts {
         let inner = Embeddings { items: bundle_vectors.clone(), tower: tower.clone() };
-        let boosted = Boosted { inner, new: dataset.cold.clone(), boost };
+        let boosted = Boosted { inner, new: cold.clone(), boost };
         models.push((format!("{bundle_name} +{boost} new"), Box::new(boosted)));
     }
     models.push((bundle_name, Box::new(Embeddings { items: bundle_vectors, tower })));
@@ -164,7 +176,7 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
     let mut results = Vec::new();
     for (name, scorer) in &models {
         let started = Instant::now();
-        let report = eval::evaluate(scorer.as_ref(), cases, &dataset.cold);
+        let report = eval::evaluate(scorer.as_ref(), cases, cold);
         tracing::debug!("{name}: evaluated in {:.1?}", started.elapsed());
         results.push((name.clone(), report));
     }

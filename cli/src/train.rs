@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
+use edgerec_core::coldstart::{NEW_ITEM_BOOST_METRIC, choose_new_item_boost};
 use edgerec_core::data;
 use edgerec_core::eval::{self, Dataset};
 use edgerec_core::index::ItemIndex;
@@ -77,6 +78,12 @@ pub struct Args {
     /// Random seed (initialization, shuffling, dropout).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
+    /// Once validation has chosen the item vectors and the epoch, train
+    /// again on the training and validation windows together, for that
+    /// many epochs, and ship that model: it learns from the newest events
+    /// before the test window. `false` ships the model validation measured.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    refit: bool,
 }
 
 /// How much better (relative validation Recall@20) text-only item vectors
@@ -125,6 +132,25 @@ pub struct TrainMetrics {
     /// (the kept one first).
     #[serde(default)]
     pub validation: Vec<Candidate>,
+    /// The exploration boost for new items chosen on the validation window
+    /// (served by `/api/recommend`); absent without a validation window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_item_boost: Option<f32>,
+    /// The shipped model's training on the training and validation
+    /// windows (`--refit`); absent when the measured model ships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit: Option<Refit>,
+}
+
+/// The refit that made the shipped model.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Refit {
+    /// Epochs trained: the kept epoch of the validated run.
+    pub epochs: usize,
+    /// Training examples per epoch (training and validation windows).
+    pub examples: usize,
+    /// Wall time, seconds.
+    pub train_seconds: f64,
 }
 
 /// File name of the training history inside a trained bundle (`eval` plots it).
@@ -202,7 +228,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         print_validation(&validation);
     }
-    let items = index_items(&dataset.catalog, &events, &trained.item_vectors, config.dims);
+    let new_item_boost = (!dataset.valid.is_empty()).then(|| choose_boost(&dataset, &trained));
+    let refit = if args.refit { refit(&dataset, &text, info.dims, config, &trained)? } else { None };
+    let shipped = refit.as_ref().unwrap_or(&trained);
+    let items = index_items(&dataset.catalog, &events, &shipped.item_vectors, config.dims);
     let items_bytes = ItemIndex::encode(&items)?;
     let trained_epochs: Vec<&EpochStats> = trained.history.iter().filter(|e| e.epoch > 0).collect();
     let metrics = TrainMetrics {
@@ -214,6 +243,12 @@ pub fn run(args: Args) -> Result<()> {
         train_seconds: trained.seconds,
         epochs: trained.history.clone(),
         validation,
+        new_item_boost,
+        refit: refit.as_ref().map(|r| Refit {
+            epochs: r.history.len() - 1,
+            examples: r.examples,
+            train_seconds: r.seconds,
+        }),
     };
     let metrics_bytes = serde_json::to_vec_pretty(&metrics)?;
     let best = &trained.history[trained.best_epoch].valid;
@@ -227,11 +262,19 @@ pub fn run(args: Args) -> Result<()> {
     }
     manifest.metrics.insert("best_epoch".into(), trained.best_epoch.into());
     manifest.metrics.insert("items".into(), items_name(chosen).into());
+    if let Some(boost) = new_item_boost {
+        // Written as the grid's decimal (0.03), not the f32's widening (0.029999999).
+        let decimal: f64 = boost.to_string().parse().unwrap_or(f64::from(boost));
+        manifest.metrics.insert(NEW_ITEM_BOOST_METRIC.into(), decimal.into());
+    }
+    if let Some(r) = &metrics.refit {
+        manifest.metrics.insert(REFIT_EPOCHS.into(), r.epochs.into());
+    }
     let index = ItemIndex::from_bytes(&items_bytes)?;
     let bm25 = title_index(&index);
-    let search = fit_search(&args.judgments, &index, &bm25, Some(&trained.item_tower), &encoder_dir, data_dir)?;
+    let search = fit_search(&args.judgments, &index, &bm25, Some(&shipped.item_tower), &encoder_dir, data_dir)?;
     let (bm25, user_tower, item_tower) =
-        (bm25.to_bytes(), trained.user_tower.to_bytes(), trained.item_tower.to_bytes());
+        (bm25.to_bytes(), shipped.user_tower.to_bytes(), shipped.item_tower.to_bytes());
     let mut files: Vec<(&str, &[u8])> = vec![
         (ITEMS_FILE, &items_bytes),
         (BM25_FILE, &bm25),
@@ -244,8 +287,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     write_bundle(out, manifest, &files)?;
     let manifest = Manifest::verify(out)?;
+    let refitted = match &metrics.refit {
+        Some(r) => format!("; refit on the training and validation windows in {:.1}s", r.train_seconds),
+        None => String::new(),
+    };
     println!(
-        "trained {} in {:.1}s ({:.0} examples/s); best epoch {} (valid Recall@20 {:.4}, zero-shot {:.4}); bundle {} {} at {}",
+        "trained {} in {:.1}s ({:.0} examples/s); best epoch {} (valid Recall@20 {:.4}, zero-shot {:.4}){refitted}; bundle {} {} at {}",
         items_name(chosen),
         trained.seconds,
         metrics.examples_per_second,
@@ -257,6 +304,57 @@ pub fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The new-item boost for the validated model, by the rule of
+/// [`choose_new_item_boost`] on the validation window's new items (those
+/// without training events, as cold-started items are at serving time).
+fn choose_boost(dataset: &Dataset, trained: &Trained) -> f32 {
+    let evaluate = |boost: f32| {
+        let inner = eval::Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() };
+        eval::evaluate(&eval::Boosted { inner, new: dataset.cold.clone(), boost }, &dataset.valid, &dataset.cold)
+    };
+    let unboosted = evaluate(0.0);
+    let boost = choose_new_item_boost(|b| if b == 0.0 { unboosted.all.recall_20 } else { evaluate(b).all.recall_20 });
+    let chosen = evaluate(boost);
+    println!(
+        "new items: boost {boost} chosen on validation (Recall@20 {:.4} -> {:.4}, new items' {:.4} -> {:.4})",
+        unboosted.all.recall_20, chosen.all.recall_20, unboosted.cold.recall_20, chosen.cold.recall_20
+    );
+    boost
+}
+
+/// Manifest metric: epochs of the refit on the training and validation
+/// windows (`edgerec update` then knows the model learned up to the test window).
+pub const REFIT_EPOCHS: &str = "refit_epochs";
+
+/// Trains the chosen settings again on the training and validation windows
+/// for the kept epoch count (see `--refit`); `None` when there is nothing to
+/// add: no validation window, or validation kept the untrained model.
+fn refit(
+    dataset: &Dataset,
+    text: &[f32],
+    text_dims: usize,
+    config: &TrainConfig,
+    trained: &Trained,
+) -> Result<Option<Trained>> {
+    if dataset.valid.is_empty() || trained.best_epoch == 0 {
+        return Ok(None);
+    }
+    let Some(before_test) = dataset.with_validation_window()? else {
+        println!(
+            "note: this split was written before edgerec kept its validation window, so the model ships without \
+             learning from it; run `edgerec split` again to train on it"
+        );
+        return Ok(None);
+    };
+    println!(
+        "refit on the training and validation windows ({} users): {} epochs, as validation chose",
+        before_test.split.train.len(),
+        trained.best_epoch
+    );
+    let config = TrainConfig { epochs: trained.best_epoch, ..config.clone() };
+    Ok(Some(train_with_progress(&before_test, text, text_dims, &config)?))
 }
 
 fn items_name(items: Items) -> &'static str {
@@ -316,6 +414,20 @@ fn train_with_progress(dataset: &Dataset, text: &[f32], text_dims: usize, config
             bar.set_position(step as u64);
             bar.set_message(format!("loss {recent_loss:.3}"));
         }
+        // A refit has no validation cases: its epochs print their loss alone.
+        Progress::Epoch(e) if e.valid.all.cases == 0 && e.epoch > 0 => {
+            bar.suspend(|| {
+                println!(
+                    "epoch {:>2}  loss {:.4}  {:.1}s  {:.0} examples/s",
+                    e.epoch,
+                    e.loss.unwrap_or(f64::NAN),
+                    e.seconds,
+                    e.examples_per_second
+                )
+            });
+            bar.set_position(0);
+        }
+        Progress::Epoch(e) if e.valid.all.cases == 0 => {}
         Progress::Epoch(e) => {
             bar.suspend(|| println!(
                 "epoch {:>2}  loss {}  valid Recall@20 {:.4}  NDCG@10 {:.4}  cold Recall@20 {:.4}  {:.1}s  {:.0} examples/s",

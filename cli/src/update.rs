@@ -400,8 +400,15 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     data::sort_events(&mut events);
     let since = match &parent.manifest.lineage {
         Some(lineage) => parse_time(&lineage.events_to).context("the serving version's lineage has a bad events_to")?,
-        // A version trained by `edgerec train` learned from before its split's validation window.
-        None => match data::split::Split::read(&plan.data).ok().and_then(|s| s.meta.valid_start) {
+        // A version trained by `edgerec train` learned from before its
+        // split's test window when it was refit on the validation window,
+        // else from before the validation window.
+        None => match data::split::Split::read(&plan.data).ok().and_then(|s| {
+            match parent.manifest.metrics.contains_key(crate::train::REFIT_EPOCHS) {
+                true => s.meta.test_start,
+                false => s.meta.valid_start,
+            }
+        }) {
             Some(start) => start,
             None => events.iter().filter_map(|e| e.ts).max().context("the base log has no event times")?,
         },
@@ -491,8 +498,14 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
         train_seconds: trained.seconds,
         epochs: trained.history.clone(),
         validation: Vec::new(),
+        new_item_boost: None,
+        refit: None,
     };
     let mut manifest = new_manifest(name.clone(), version.clone(), config.train.dims, info, items.len());
+    // The new-item boost chosen when the line was first trained carries on.
+    if let Some(boost) = parent.manifest.metrics.get(edgerec_core::coldstart::NEW_ITEM_BOOST_METRIC) {
+        manifest.metrics.insert(edgerec_core::coldstart::NEW_ITEM_BOOST_METRIC.into(), boost.clone());
+    }
     let candidate = &outcome.scores["candidate"];
     for (key, value) in [
         ("gate_recall@20", candidate.all.recall_20),

@@ -218,10 +218,10 @@ pub fn write_bundle(dir: &Path, mut manifest: Manifest, files: &[(&str, &[u8])])
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
+    pub(crate) fn manifest() -> Manifest {
         Manifest {
             format: BUNDLE_FORMAT,
             name: "shop".into(),

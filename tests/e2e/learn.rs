@@ -171,6 +171,17 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         recall(&epochs[0]),
         recall(best)
     );
+    // The shipped model trained the kept epochs again on the training and
+    // validation windows (the split kept the latter's steps).
+    assert!(std::path::Path::new(&d("prepared/split/valid_window.jsonl")).exists());
+    assert!(stdout.contains("refit on the training and validation windows"), "{stdout}");
+    assert_eq!(metrics["refit"]["epochs"], metrics["best_epoch"]);
+    assert!(metrics["refit"]["examples"].as_u64() > metrics["examples"].as_u64(), "{metrics}");
+    assert_eq!(manifest["metrics"]["refit_epochs"], metrics["best_epoch"]);
+    // The new items' boost the function serves was chosen on validation.
+    let boost = manifest["metrics"]["new_item_boost"].as_f64().expect("a boost in the manifest");
+    assert!((0.0..=0.1).contains(&boost) && stdout.contains("chosen on validation"), "{boost}\n{stdout}");
+    assert_eq!(metrics["new_item_boost"].as_f64().map(|b| (b - boost).abs() < 1e-6), Some(true));
 
     let out = edgerec(&["eval", "--data", &data, "--model", &bundle, "--json"]);
     let scores: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON on stdout");

@@ -171,6 +171,12 @@ fn an_update_learns_from_feedback_and_writes_the_next_version_with_its_lineage_a
     assert_eq!((lineage.parent.as_str(), lineage.kind.as_str()), ("2", "incremental"));
     assert!(lineage.new_examples > 0 && lineage.replayed_examples > 0, "{lineage:?}");
     assert_eq!(lineage.gate_to, "2011-12-14T10:00:00Z", "the gate window ends at the newest feedback");
+    // Version 2 was refit on its split's validation window: the update's
+    // new events start where that split's test window does.
+    let split: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("data/online-retail/prepared/split/meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(Some(lineage.events_from.as_str()), split["test_start"].as_str());
     assert!(summary["scores"]["candidate"]["recall@20"].as_f64().is_some() && summary["scores"]["2"].is_object());
 
     // The log: a baseline for the version served before, the candidate,

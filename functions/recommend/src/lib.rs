@@ -15,7 +15,7 @@
 
 use edgerec_core::api::{ApiError, HealthResponse, RecommendRequest, RecommendResponse};
 use edgerec_core::bundle::Manifest;
-use edgerec_core::coldstart::{DEFAULT_NEW_ITEM_BOOST, NewItems};
+use edgerec_core::coldstart::{NewItems, bundle_new_item_boost};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::recommend::{RecommendQuery, recommend_with_new};
 use edgerec_core::tower::UserTower;
@@ -41,7 +41,8 @@ impl Function for Recommend {
         let manifest = bundle::manifest(BUNDLE_DIR)?;
         let index = bundle::item_index(&manifest)?;
         let tower = bundle::user_tower(&manifest, &index)?;
-        Ok(Self { manifest, index, tower, new_item_boost: new_item_boost()? })
+        let new_item_boost = new_item_boost(&manifest)?;
+        Ok(Self { manifest, index, tower, new_item_boost })
     }
 
     async fn handle(
@@ -76,10 +77,11 @@ impl Recommend {
     }
 }
 
-/// `EDGEREC_NEW_ITEM_BOOST` (environment), else the evaluated default.
-fn new_item_boost() -> Result<f32, String> {
+/// `EDGEREC_NEW_ITEM_BOOST` (environment), else the one the bundle's
+/// training chose on validation, else the evaluated default.
+fn new_item_boost(manifest: &Manifest) -> Result<f32, String> {
     match std::env::var("EDGEREC_NEW_ITEM_BOOST") {
-        Err(_) => Ok(DEFAULT_NEW_ITEM_BOOST),
+        Err(_) => Ok(bundle_new_item_boost(manifest)),
         Ok(v) => v
             .trim()
             .parse::<f32>()
