@@ -103,7 +103,11 @@ impl Default for TrainConfig {
             // The gate, not dropout, keeps the text path learning: items new
             // at a step are trained as text alone.
             id_dropout: 0.0,
-            id_gate: 10.0,
+            // An item's identity counts half at 3 events. On Online Retail
+            // 3 beat 10 and 30 on validation for every seed tried, and on
+            // test as served (Recall@20 0.1010 vs 0.0978 mean of 3 seeds,
+            // cold Recall@20 0.0818-0.1230; BENCHMARKS.md).
+            id_gate: 3.0,
             // On Online Retail (a year of orders) weighing the last two
             // months most lifted test Recall@20 by 11% (BENCHMARKS.md).
             half_life_days: 60.0,
