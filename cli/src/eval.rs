@@ -144,7 +144,7 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
     // peers' export do); validation on the training window alone.
     let before_test = if opts.validation { None } else { dataset.with_validation_window()? };
     let fitted = before_test.as_ref().unwrap_or(&dataset);
-    let cold = if opts.validation { &dataset.cold } else { &fitted.cold };
+    let cold = &fitted.cold;
     let mut models: Vec<(String, Box<dyn Scorer>)> = vec![("random".into(), Box::new(Random { seed: 7 }))];
     models.extend(baselines(fitted, opts.recent_days).into_iter().map(|(name, scorer)| (name.to_string(), scorer)));
     models.push((

@@ -310,13 +310,17 @@ pub fn run(args: Args) -> Result<()> {
 /// [`choose_new_item_boost`] on the validation window's new items (those
 /// without training events, as cold-started items are at serving time).
 fn choose_boost(dataset: &Dataset, trained: &Trained) -> f32 {
-    let evaluate = |boost: f32| {
+    // Each boost the rule tries is scored once; the report line reuses them.
+    let mut scored: Vec<(f32, eval::Report)> = Vec::new();
+    let boost = choose_new_item_boost(|boost| {
         let inner = eval::Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() };
-        eval::evaluate(&eval::Boosted { inner, new: dataset.cold.clone(), boost }, &dataset.valid, &dataset.cold)
-    };
-    let unboosted = evaluate(0.0);
-    let boost = choose_new_item_boost(|b| if b == 0.0 { unboosted.all.recall_20 } else { evaluate(b).all.recall_20 });
-    let chosen = evaluate(boost);
+        let report =
+            eval::evaluate(&eval::Boosted { inner, new: dataset.cold.clone(), boost }, &dataset.valid, &dataset.cold);
+        scored.push((boost, report));
+        report.all.recall_20
+    });
+    let report_of = |b: f32| scored.iter().find(|(tried, _)| *tried == b).map(|(_, r)| *r).unwrap_or_default();
+    let (unboosted, chosen) = (report_of(0.0), report_of(boost));
     println!(
         "new items: boost {boost} chosen on validation (Recall@20 {:.4} -> {:.4}, new items' {:.4} -> {:.4})",
         unboosted.all.recall_20, chosen.all.recall_20, unboosted.cold.recall_20, chosen.cold.recall_20

@@ -404,9 +404,10 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
         // split's test window when it was refit on the validation window,
         // else from before the validation window.
         None => match data::split::Split::read(&plan.data).ok().and_then(|s| {
-            match parent.manifest.metrics.contains_key(crate::train::REFIT_EPOCHS) {
-                true => s.meta.test_start,
-                false => s.meta.valid_start,
+            if parent.manifest.metrics.contains_key(crate::train::REFIT_EPOCHS) {
+                s.meta.test_start
+            } else {
+                s.meta.valid_start
             }
         }) {
             Some(start) => start,
