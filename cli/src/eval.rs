@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
 use edgerec_core::coldstart::{NEW_ITEM_BOOST_METRIC, bundle_new_item_boost};
+use edgerec_core::crowd::{CROWD_FILE, Crowd, WithCrowd};
 use edgerec_core::eval::{
     self, Boosted, Dataset, Embeddings, ItemKnn, Popularity, Random, RecentPopularity, Report, ScoreMatrix, Scorer,
 };
@@ -18,7 +19,7 @@ use crate::encoding::{catalog_texts, encoder_dir, text_embeddings};
 use crate::train::{METRICS_FILE, TrainMetrics};
 
 /// Default recent-popularity window, days.
-pub const RECENT_DAYS: i64 = 30;
+pub const RECENT_DAYS: i64 = edgerec_core::crowd::RECENT_DAYS;
 /// Neighbours item-kNN keeps per item.
 const KNN_NEIGHBORS: usize = 100;
 
@@ -111,13 +112,33 @@ pub fn baselines(data: &Dataset, recent_days: i64) -> Vec<(&'static str, Box<dyn
     ]
 }
 
-/// A bundle's manifest, its item vectors in the catalog's order, and its user tower.
-fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<(Manifest, Vec<f32>, UserTower)> {
+/// A bundle as `/api/recommend` ranks with it: its item vectors in the
+/// catalog's order, its user tower and its crowd prior, if it has one.
+struct Served {
+    manifest: Manifest,
+    vectors: Vec<f32>,
+    tower: UserTower,
+    crowd: Option<Crowd>,
+}
+
+impl Served {
+    /// Scores the catalog as the bundle serves it.
+    fn scorer(&self) -> Box<dyn Scorer> {
+        let towers = Embeddings { items: self.vectors.clone(), tower: self.tower.clone() };
+        match &self.crowd {
+            Some(crowd) => Box::new(WithCrowd { inner: towers, crowd: crowd.clone() }),
+            None => Box::new(towers),
+        }
+    }
+}
+
+fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<Served> {
     let manifest = Manifest::verify(dir)?;
     let index = ItemIndex::read(&dir.join(ITEMS_FILE))?;
     let tower = load_user_tower(dir, &manifest)?;
     let mut vectors = Vec::with_capacity(dataset.items() * manifest.dims);
-    for item in &dataset.catalog {
+    let mut same_order = index.len() == dataset.items();
+    for (n, item) in dataset.catalog.iter().enumerate() {
         let i = index.find(&item.item_id).with_context(|| {
             format!(
                 "{}: item `{}` of the catalog is not in the bundle; train or index it on this --data",
@@ -125,15 +146,32 @@ fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<(Manifest, Vec<f32>, Use
                 item.item_id
             )
         })?;
+        same_order &= i == n;
         vectors.extend(index.embedding(i));
     }
-    Ok((manifest, vectors, tower))
+    let crowd = match manifest.files.contains_key(CROWD_FILE) {
+        false => None,
+        true => {
+            let path = dir.join(CROWD_FILE);
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let crowd = Crowd::from_bytes(&bytes)?;
+            if !same_order || crowd.items() != index.len() {
+                bail!(
+                    "{}: its {CROWD_FILE} covers another catalog than this --data's; evaluate it on the data it was trained on",
+                    dir.display()
+                );
+            }
+            Some(crowd)
+        }
+    };
+    Ok(Served { manifest, vectors, tower, crowd })
 }
 
 /// Test metrics of the bundle, the baselines and any peers.
 fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
     let dataset = Dataset::load(opts.data)?;
-    let (manifest, bundle_vectors, tower) = load_bundle(&dataset, opts.model)?;
+    let bundle = load_bundle(&dataset, opts.model)?;
+    let manifest = &bundle.manifest;
     let trained = manifest.files.contains_key(USER_TOWER_FILE);
     let bundle_name = if trained { "two-tower".to_string() } else { format!("{}/{}", manifest.name, manifest.version) };
     let encoder_dir = encoder_dir(&manifest.encoder.name, opts.encoders)?;
@@ -155,19 +193,17 @@ fn evaluate(opts: &Options<'_>) -> Result<Vec<(String, Report)>> {
         models.push((name.clone(), Box::new(ScoreMatrix::read(path, dataset.test.len(), dataset.items())?)));
     }
     for (name, dir) in opts.also {
-        let (_, items, tower) = load_bundle(&dataset, dir)?;
-        models.push((name.clone(), Box::new(Embeddings { items, tower })));
+        models.push((name.clone(), load_bundle(&dataset, dir)?.scorer()));
     }
     // Without --new-item-boost, the boost the bundle serves (if it chose one).
-    let served_boost = manifest.metrics.get(NEW_ITEM_BOOST_METRIC).map(|_| bundle_new_item_boost(&manifest));
+    let served_boost = manifest.metrics.get(NEW_ITEM_BOOST_METRIC).map(|_| bundle_new_item_boost(manifest));
     let boosts =
         if opts.new_item_boosts.is_empty() { Vec::from_iter(served_boost) } else { opts.new_item_boosts.to_vec() };
     for boost in boosts {
-        let inner = Embeddings { items: bundle_vectors.clone(), tower: tower.clone() };
-        let boosted = Boosted { inner, new: cold.clone(), boost };
+        let boosted = Boosted { inner: bundle.scorer(), new: cold.clone(), boost };
         models.push((format!("{bundle_name} +{boost} new"), Box::new(boosted)));
     }
-    models.push((bundle_name, Box::new(Embeddings { items: bundle_vectors, tower })));
+    models.push((bundle_name, bundle.scorer()));
 
     let cases = if opts.validation { &dataset.valid } else { &dataset.test };
     if opts.validation && !opts.external.is_empty() {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use edgerec_core::bundle::{ITEMS_FILE, Manifest, write_bundle};
-use edgerec_core::coldstart::{NEW_ITEM_BOOST_METRIC, choose_new_item_boost};
+use edgerec_core::coldstart::{MAX_BOOST, NEW_ITEM_BOOST_METRIC, choose_new_item_boost};
+use edgerec_core::crowd::{self, Blend, CROWD_FILE, Crowd};
 use edgerec_core::data;
 use edgerec_core::eval::{self, Dataset};
 use edgerec_core::index::ItemIndex;
@@ -136,6 +137,11 @@ pub struct TrainMetrics {
     /// (served by `/api/recommend`); absent without a validation window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_item_boost: Option<f32>,
+    /// How much popularity and item-kNN the bundle adds to its towers'
+    /// scores, chosen on the validation window (`crowd.bin` unless none);
+    /// absent without a validation window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crowd: Option<Blend>,
     /// The shipped model's training on the training and validation
     /// windows (`--refit`); absent when the measured model ships.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,13 +228,36 @@ pub fn run(args: Args) -> Result<()> {
     let config = &config;
     let mut validation = vec![candidate(items_name(chosen), valid_of(&trained))];
     validation.extend(runs.iter().map(|(items, _, t)| candidate(items_name(*items), valid_of(t))));
+    // How much of the crowd (popularity, item-kNN) to add, chosen against
+    // the towers' validation scores with the signals of the training window.
+    let crowd_choice = if dataset.valid.is_empty() {
+        None
+    } else {
+        let started = std::time::Instant::now();
+        let signals = crowd::Signals::fit(&dataset, crate::eval::RECENT_DAYS);
+        let towers = eval::Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() };
+        let choice = crowd::choose_blend(&dataset, &towers, &signals);
+        print_crowd_choice(&choice, started.elapsed().as_secs_f64());
+        if !choice.blend.is_none() {
+            validation.insert(0, candidate(&format!("{}+crowd", items_name(chosen)), choice.chosen.all));
+        }
+        Some((choice.blend, signals.crowd(choice.blend)))
+    };
     if !dataset.valid.is_empty() {
         for (name, scorer) in crate::eval::baselines(&dataset, crate::eval::RECENT_DAYS) {
             validation.push(candidate(name, eval::evaluate(scorer.as_ref(), &dataset.valid, &dataset.cold).all));
         }
         print_validation(&validation);
     }
-    let new_item_boost = (!dataset.valid.is_empty()).then(|| choose_boost(&dataset, &trained));
+    let new_item_boost = crowd_choice.as_ref().map(|(_, crowd)| choose_boost(&dataset, &trained, crowd));
+    let blend = crowd_choice.map(|(blend, _)| blend).unwrap_or_default();
+    // The served prior counts everything before the test window, as the refit learns from.
+    let served_crowd = if blend.is_none() {
+        None
+    } else {
+        let before_test = dataset.with_validation_window()?;
+        Some(crowd::Signals::fit(before_test.as_ref().unwrap_or(&dataset), crate::eval::RECENT_DAYS).crowd(blend))
+    };
     let refit = if args.refit { refit(&dataset, &text, info.dims, config, &trained)? } else { None };
     let shipped = refit.as_ref().unwrap_or(&trained);
     let items = index_items(&dataset.catalog, &events, &shipped.item_vectors, config.dims);
@@ -244,6 +273,7 @@ pub fn run(args: Args) -> Result<()> {
         epochs: trained.history.clone(),
         validation,
         new_item_boost,
+        crowd: (!dataset.valid.is_empty()).then_some(blend),
         refit: refit.as_ref().map(|r| Refit {
             epochs: r.history.len() - 1,
             examples: r.examples,
@@ -254,8 +284,9 @@ pub fn run(args: Args) -> Result<()> {
     let best = &trained.history[trained.best_epoch].valid;
     let mut manifest = new_manifest(name, version, config.dims, info, items.len());
     for (key, value) in [
-        ("valid_recall@20", best.all.recall_20),
-        ("valid_ndcg@10", best.all.ndcg_10),
+        // As served: the kept row, crowd prior included when there is one.
+        ("valid_recall@20", metrics.validation[0].recall_20),
+        ("valid_ndcg@10", metrics.validation[0].ndcg_10),
         ("examples_per_second", metrics.examples_per_second),
     ] {
         manifest.metrics.insert(key.into(), value.into());
@@ -282,6 +313,10 @@ pub fn run(args: Args) -> Result<()> {
         (ITEM_TOWER_FILE, &item_tower),
         (METRICS_FILE, &metrics_bytes),
     ];
+    let crowd_bytes = served_crowd.as_ref().map(Crowd::to_bytes);
+    if let Some(bytes) = &crowd_bytes {
+        files.push((CROWD_FILE, bytes));
+    }
     if let Some(search) = &search {
         search.add_to(&mut manifest, &mut files);
     }
@@ -309,11 +344,17 @@ pub fn run(args: Args) -> Result<()> {
 /// The new-item boost for the validated model, by the rule of
 /// [`choose_new_item_boost`] on the validation window's new items (those
 /// without training events, as cold-started items are at serving time).
-fn choose_boost(dataset: &Dataset, trained: &Trained) -> f32 {
+fn choose_boost(dataset: &Dataset, trained: &Trained, crowd: &Crowd) -> f32 {
     // Each boost the rule tries is scored once; the report line reuses them.
     let mut scored: Vec<(f32, eval::Report)> = Vec::new();
-    let boost = choose_new_item_boost(|boost| {
-        let inner = eval::Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() };
+    // A crowd prior lifts warm items further, so the boosts tried reach
+    // that much further; where no validation case has a new target there
+    // is nothing to measure the reach on, and it stays at the towers'.
+    let new_targets = dataset.valid.iter().any(|c| c.targets.iter().any(|&t| dataset.cold[t as usize]));
+    let reach = if new_targets { MAX_BOOST + crowd.blend.popularity + crowd.blend.neighbors } else { MAX_BOOST };
+    let boost = choose_new_item_boost(reach, |boost| {
+        let towers = eval::Embeddings { items: trained.item_vectors.clone(), tower: trained.user_tower.clone() };
+        let inner = crowd::WithCrowd { inner: towers, crowd: crowd.clone() };
         let report =
             eval::evaluate(&eval::Boosted { inner, new: dataset.cold.clone(), boost }, &dataset.valid, &dataset.cold);
         scored.push((boost, report));
@@ -395,7 +436,32 @@ fn print_validation(rows: &[Candidate]) {
 }
 
 fn baseline_name(name: &str) -> bool {
-    !matches!(name, "text" | "hybrid")
+    !(name.starts_with("text") || name.starts_with("hybrid"))
+}
+
+/// One line on the crowd prior: what validation chose, and by how much.
+fn print_crowd_choice(choice: &crowd::Choice, seconds: f64) {
+    let (towers, chosen, best) = (&choice.towers.all, &choice.chosen.all, &choice.best.1.all);
+    if choice.blend.is_none() {
+        println!(
+            "crowd: none added (best blend {}: Recall@20 {:.4} -> {:.4}, NDCG@10 {:.4} -> {:.4}, under the {}% a blend must gain; {seconds:.1}s)",
+            choice.best.0.describe(),
+            towers.recall_20,
+            best.recall_20,
+            towers.ndcg_10,
+            best.ndcg_10,
+            crowd::MIN_GAIN * 100.0
+        );
+    } else {
+        println!(
+            "crowd: {} added, chosen on validation (Recall@20 {:.4} -> {:.4}, NDCG@10 {:.4} -> {:.4}; {seconds:.1}s)",
+            choice.blend.describe(),
+            towers.recall_20,
+            chosen.recall_20,
+            towers.ndcg_10,
+            chosen.ndcg_10
+        );
+    }
 }
 
 /// Trains one candidate with a progress bar and a line per epoch.

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use edgerec_core::api::EventType;
 use edgerec_core::bundle::{ITEMS_FILE, Lineage, Manifest, write_bundle};
 use edgerec_core::coldstart::StoredItem;
+use edgerec_core::crowd::{Blend, CROWD_FILE, Crowd};
 use edgerec_core::data::{self, CatalogItem, Event};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::search::BM25_FILE;
@@ -269,11 +270,13 @@ struct Version {
     /// Its `items.bin` when it serves more than its item tower gives (a
     /// hybrid version: identities are folded into the vectors).
     served: Option<ItemIndex>,
+    /// The crowd prior's weights it serves (none without `crowd.bin`).
+    crowd: Blend,
 }
 
 impl Version {
     fn towers(&self) -> Towers<'_> {
-        Towers { user: &self.user, item: &self.item, served: self.served.as_ref() }
+        Towers { user: &self.user, item: &self.item, served: self.served.as_ref(), crowd: self.crowd }
     }
 
     /// Whether it was trained with ID embeddings (`--items hybrid`).
@@ -296,7 +299,7 @@ fn load_version(model_dir: &Path, version: &str, zero_shot: bool) -> Result<Vers
             bias: vec![0.0; d],
         };
         let user = UserTower::recency(d, edgerec_core::tower::MAX_HISTORY);
-        return Ok(Version { name: version.to_string(), manifest, user, item, served: None });
+        return Ok(Version { name: version.to_string(), manifest, user, item, served: None, crowd: Blend::default() });
     }
     if !manifest.files.contains_key(ITEM_TOWER_FILE) {
         bail!(
@@ -307,7 +310,14 @@ fn load_version(model_dir: &Path, version: &str, zero_shot: bool) -> Result<Vers
     let user = crate::bundles::load_user_tower(&dir, &manifest)?;
     let path = dir.join(ITEM_TOWER_FILE);
     let item = ItemTower::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
-    let mut version = Version { name: version.to_string(), manifest, user, item, served: None };
+    let crowd = match manifest.files.contains_key(CROWD_FILE) {
+        false => Blend::default(),
+        true => {
+            let path = dir.join(CROWD_FILE);
+            Crowd::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?.blend
+        }
+    };
+    let mut version = Version { name: version.to_string(), manifest, user, item, served: None, crowd };
     if version.hybrid() {
         version.served = Some(ItemIndex::read(&dir.join(ITEMS_FILE))?);
     }
@@ -500,6 +510,7 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
         epochs: trained.history.clone(),
         validation: Vec::new(),
         new_item_boost: None,
+        crowd: None,
         refit: None,
     };
     let mut manifest = new_manifest(name.clone(), version.clone(), config.train.dims, info, items.len());
@@ -518,17 +529,25 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     let items_kind = if config.train.id_embeddings { "hybrid" } else { "text" };
     manifest.metrics.insert("items".into(), items_kind.into());
     manifest.lineage = Some(lineage.clone());
-    write_bundle(
-        &out,
-        manifest,
-        &[
-            (ITEMS_FILE, &items_bytes),
-            (BM25_FILE, &title_index(&ItemIndex::from_bytes(&items_bytes)?).to_bytes()),
-            (USER_TOWER_FILE, &trained.user_tower.to_bytes()),
-            (ITEM_TOWER_FILE, &trained.item_tower.to_bytes()),
-            (METRICS_FILE, &serde_json::to_vec_pretty(&metrics)?),
-        ],
-    )?;
+    let (bm25, user_tower, item_tower, metrics_json) = (
+        title_index(&ItemIndex::from_bytes(&items_bytes)?).to_bytes(),
+        trained.user_tower.to_bytes(),
+        trained.item_tower.to_bytes(),
+        serde_json::to_vec_pretty(&metrics)?,
+    );
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (ITEMS_FILE, &items_bytes),
+        (BM25_FILE, &bm25),
+        (USER_TOWER_FILE, &user_tower),
+        (ITEM_TOWER_FILE, &item_tower),
+        (METRICS_FILE, &metrics_json),
+    ];
+    // The serving version's crowd blend carries on, counted on the new log.
+    let crowd = outcome.crowd.as_ref().map(Crowd::to_bytes);
+    if let Some(bytes) = &crowd {
+        files.push((CROWD_FILE, bytes));
+    }
+    write_bundle(&out, manifest, &files)?;
 
     // The decision, on the record.
     let metric = config.gate_metric;

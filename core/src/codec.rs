@@ -1,5 +1,5 @@
 //! One codec for the bundle's binary files (`items.bin`, `user_tower.bin`,
-//! `item_tower.bin`, `bm25.bin`, `ad_model.bin`, `ranker.bin`) and the new-item pages the
+//! `item_tower.bin`, `bm25.bin`, `ad_model.bin`, `ranker.bin`, `crowd.bin`) and the new-item pages the
 //! functions keep in the key-value store.
 //!
 //! Every such file starts with the same eight bytes: a four-byte magic that
@@ -38,6 +38,9 @@ pub const BM25: Kind = Kind { file: "bm25.bin", magic: *b"ERBM", version: 1 };
 pub const AD_MODEL: Kind = Kind { file: "ad_model.bin", magic: *b"ERAD", version: 2 };
 /// The search re-ranker ([`crate::search::rerank::Ranker`]).
 pub const RANKER: Kind = Kind { file: "ranker.bin", magic: *b"ERRK", version: 1 };
+
+/// The crowd prior ([`crate::crowd::Crowd`]).
+pub const CROWD: Kind = Kind { file: "crowd.bin", magic: *b"ERCW", version: 1 };
 
 /// Bytes every file starts with: magic and version.
 pub const HEADER_BYTES: usize = 8;

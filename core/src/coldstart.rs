@@ -73,21 +73,29 @@ pub const DEFAULT_NEW_ITEM_BOOST: f32 = 0.02;
 /// Manifest metric: the boost `edgerec train` chose on the validation window.
 pub const NEW_ITEM_BOOST_METRIC: &str = "new_item_boost";
 
-/// The boosts [`choose_new_item_boost`] tries.
-pub const BOOST_GRID: [f32; 11] = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1];
+/// Step of the boosts [`choose_new_item_boost`] tries.
+pub const BOOST_STEP: f32 = 0.01;
+
+/// The largest boost tried for towers alone; a crowd prior
+/// ([`crate::crowd`]) lifts warm items by up to its two weights more,
+/// and the boosts tried reach that much further.
+pub const MAX_BOOST: f32 = 0.1;
 
 /// The share of overall Recall@20 a boost may cost, relative to none.
 pub const MAX_BOOST_COST: f64 = 0.03;
 
-/// The largest boost of [`BOOST_GRID`] up to which every boost keeps
+/// The largest boost of `0, 0.01, ... max` up to which every boost keeps
 /// overall Recall@20 (`recall` of the boost, on validation) at least
 /// `1 − MAX_BOOST_COST` of the unboosted one: new items get all the
 /// exposure that the shop's own behaviour says costs the warm items little.
 /// Shops whose new products sell at once get a larger boost than shops
 /// where they wait.
-pub fn choose_new_item_boost(mut recall: impl FnMut(f32) -> f64) -> f32 {
+pub fn choose_new_item_boost(max: f32, mut recall: impl FnMut(f32) -> f64) -> f32 {
     let floor = recall(0.0) * (1.0 - MAX_BOOST_COST);
-    BOOST_GRID.iter().copied().skip(1).take_while(|&b| recall(b) >= floor).last().unwrap_or(0.0)
+    let steps = (max.max(0.0) / BOOST_STEP).round() as usize;
+    // Grid points as decimals (0.03, not 3 × 0.01 = 0.030000001).
+    let grid = (1..=steps).map(|k| (k as f32 * BOOST_STEP * 100.0).round() / 100.0);
+    grid.take_while(|&b| recall(b) >= floor).last().unwrap_or(0.0)
 }
 
 /// The boost a bundle serves: the one its training chose, else
@@ -363,8 +371,11 @@ mod tests {
         // passing again by chance does not count.
         let curve = [0.100, 0.101, 0.102, 0.100, 0.098, 0.0975, 0.0969, 0.09, 0.08, 0.099, 0.06];
         let recall = |b: f32| curve[(b * 100.0).round() as usize];
-        assert_eq!(choose_new_item_boost(recall), 0.05, "0.06 costs over 3%");
-        assert_eq!(choose_new_item_boost(|b| 0.1 - f64::from(b)), 0.0, "every boost costs too much");
+        assert_eq!(choose_new_item_boost(MAX_BOOST, recall), 0.05, "0.06 costs over 3%");
+        assert_eq!(choose_new_item_boost(MAX_BOOST, |b| 0.1 - f64::from(b)), 0.0, "every boost costs too much");
+        // With a crowd prior the boosts tried reach further.
+        assert_eq!(choose_new_item_boost(MAX_BOOST, |_| 0.1), 0.1);
+        assert_eq!(choose_new_item_boost(0.25, |_| 0.1), 0.25);
         let mut manifest = crate::bundle::tests::manifest();
         assert_eq!(bundle_new_item_boost(&manifest), DEFAULT_NEW_ITEM_BOOST, "an indexed bundle chose none");
         manifest.metrics.insert(NEW_ITEM_BOOST_METRIC.into(), 0.05.into());

@@ -321,6 +321,12 @@ pub fn evaluate(scorer: &dyn Scorer, cases: &[IndexedCase], cold: &[bool]) -> Re
     }
 }
 
+impl<S: Scorer + ?Sized> Scorer for Box<S> {
+    fn score(&self, case: usize, history: &[ItemIdx], out: &mut [f32]) {
+        (**self).score(case, history, out);
+    }
+}
+
 /// Most popular first: distinct training users per item.
 pub struct Popularity {
     scores: Vec<f32>,
@@ -330,6 +336,11 @@ impl Popularity {
     /// Counts distinct users per item in the training sequences.
     pub fn fit(data: &Dataset) -> Self {
         Self { scores: user_counts(data, |_| usize::MAX) }
+    }
+
+    /// Distinct training users per item.
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
     }
 }
 
@@ -372,6 +383,11 @@ impl RecentPopularity {
         let all = user_counts(data, |_| usize::MAX);
         let top = all.iter().copied().fold(1f32, f32::max);
         Self { scores: recent.iter().zip(&all).map(|(r, a)| r + 0.5 * a / top).collect() }
+    }
+
+    /// Recent distinct users per item (plus the all-time tie-break).
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
     }
 }
 
@@ -429,6 +445,11 @@ impl ItemKnn {
             })
             .collect();
         Self { neighbors }
+    }
+
+    /// Each item's nearest items with their similarities.
+    pub fn into_neighbors(self) -> Vec<Vec<(ItemIdx, f32)>> {
+        self.neighbors
     }
 }
 

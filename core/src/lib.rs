@@ -22,6 +22,7 @@ pub mod api;
 pub mod bundle;
 pub mod codec;
 pub mod coldstart;
+pub mod crowd;
 #[cfg(feature = "data")]
 pub mod data;
 #[cfg(feature = "tokenizer")]

@@ -4,10 +4,13 @@
 //! recency weights (learned by `edgerec train`; for an untrained bundle the
 //! weight halves every [`crate::tower::HISTORY_HALF_LIFE`] items) into a
 //! user vector, and items are ranked by cosine similarity to it. A history
-//! with no known item falls back to the most popular items.
+//! with no known item falls back to the most popular items. A bundle whose
+//! training found that the crowd helps adds its popularity and item-kNN
+//! prior ([`crate::crowd`]) to the towers' scores.
 
 use crate::api::{ApiError, RecommendRequest, ScoredItem, validate_k};
 use crate::coldstart::NewItems;
+use crate::crowd::Crowd;
 use crate::index::ItemIndex;
 use crate::score::{QueryVector, TopK, top_k};
 use crate::tower::UserTower;
@@ -71,9 +74,21 @@ pub fn user_vector(index: &ItemIndex, tower: &UserTower, history: &[usize]) -> O
     tower.user_vector(history, |i, row| row.copy_from_slice(&index.embedding(i)))
 }
 
+/// What a bundle ranks with: its item index, its user tower and, when its
+/// training chose one, the crowd prior added to the towers' scores.
+#[derive(Debug, Clone, Copy)]
+pub struct Model<'a> {
+    /// Item vectors, ids, titles and popularity.
+    pub index: &'a ItemIndex,
+    /// The user tower.
+    pub tower: &'a UserTower,
+    /// Popularity and item-kNN added to the scores (`crowd.bin`).
+    pub crowd: Option<&'a Crowd>,
+}
+
 /// Ranks the catalog for `query` with the bundle's user tower.
 pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -> Recommendations {
-    recommend_with_new(index, tower, query, &NewItems::default(), 0.0)
+    recommend_with_new(&Model { index, tower, crowd: None }, query, &NewItems::default(), 0.0)
 }
 
 /// Like [`recommend`], with new items (from `/api/items/cold-start`) ranked
@@ -81,12 +96,12 @@ pub fn recommend(index: &ItemIndex, tower: &UserTower, query: &RecommendQuery) -
 /// `boost` so that items without any history get shown. New items need a
 /// user vector; the popularity fallback has no signal about them.
 pub fn recommend_with_new(
-    index: &ItemIndex,
-    tower: &UserTower,
+    model: &Model<'_>,
     query: &RecommendQuery,
     new_items: &NewItems,
     boost: f32,
 ) -> Recommendations {
+    let Model { index, tower, crowd } = *model;
     let mut unknown: Vec<String> = Vec::new();
     let mut resolve = |id: &String| {
         let found = index.find(id);
@@ -112,16 +127,18 @@ pub fn recommend_with_new(
     let items = match user {
         Some(user) => {
             let user = QueryVector::new(&user);
-            let mut items = by_similarity(index, &user, &history, &allowed, query.k);
+            let mut items = by_similarity(index, crowd, &user, &history, &allowed, query.k);
             let blocked = |id: &str| {
                 query.exclude.iter().any(|e| e == id)
                     || (query.exclude_history && query.history.iter().any(|h| h == id))
                     || index.find(id).is_some()
             };
+            // New items get the boost, and what the crowd prior gives an item it does not know.
+            let lift = boost + crowd.map_or(0.0, Crowd::new_item_prior);
             for page in new_items.pages().iter().filter(|p| p.dims() == user.len()) {
                 let mut top = TopK::new(query.k);
                 for (i, score) in page.scores(&user).into_iter().enumerate() {
-                    let score = score + boost;
+                    let score = score + lift;
                     if top.accepts(i, score) && !blocked(page.id(i)) {
                         top.push(i, score);
                     }
@@ -147,13 +164,18 @@ pub fn recommend_with_new(
 
 fn by_similarity(
     index: &ItemIndex,
+    crowd: Option<&Crowd>,
     user: &QueryVector,
     history: &[usize],
     allowed: &[bool],
     k: usize,
 ) -> Vec<ScoredItem> {
     let mut top = TopK::new(k);
-    for (i, score) in index.scores(user).into_iter().enumerate() {
+    let mut scores = index.scores(user);
+    if let Some(crowd) = crowd {
+        crowd.add(history, &mut scores);
+    }
+    for (i, score) in scores.into_iter().enumerate() {
         if allowed[i] {
             top.push(i, score);
         }
@@ -296,21 +318,44 @@ mod tests {
         store_new_items(&kv, &model, &[new("n-near-a", 0.05), new("n-near-c", 1.55)]).unwrap();
         let fresh = NewItems::load(&kv, &model).unwrap();
         let tower = UserTower::recency(2, 50);
+        let index = index();
+        let m = Model { index: &index, tower: &tower, crowd: None };
         // History "a": n-near-a is closer than b (angle 0.2) even without a boost.
-        let r = recommend_with_new(&index(), &tower, &query(&["a"], 3), &fresh, 0.0);
+        let r = recommend_with_new(&m, &query(&["a"], 3), &fresh, 0.0);
         assert_eq!(ids(&r), ["n-near-a", "b", "c"]);
         assert_eq!(r.items[0].reason.as_deref(), Some("new item"));
         // A boost lifts the far new item above warm ones.
-        let r = recommend_with_new(&index(), &tower, &query(&["a"], 3), &fresh, 1.0);
+        let r = recommend_with_new(&m, &query(&["a"], 3), &fresh, 1.0);
         assert_eq!(ids(&r), ["n-near-a", "n-near-c", "b"]);
         // Excluded new items stay out; no history, no new items.
         let mut q = query(&["a"], 3);
         q.exclude = vec!["n-near-a".into()];
-        assert!(!ids(&recommend_with_new(&index(), &tower, &q, &fresh, 0.0)).contains(&"n-near-a"));
-        assert_eq!(ids(&recommend_with_new(&index(), &tower, &query(&[], 2), &fresh, 1.0)), ["c", "d"]);
+        assert!(!ids(&recommend_with_new(&m, &q, &fresh, 0.0)).contains(&"n-near-a"));
+        assert_eq!(ids(&recommend_with_new(&m, &query(&[], 2), &fresh, 1.0)), ["c", "d"]);
         // A new item in the history is known, not reported as unknown.
-        let r = recommend_with_new(&index(), &tower, &query(&["a", "n-near-c"], 3), &fresh, 0.0);
+        let r = recommend_with_new(&m, &query(&["a", "n-near-c"], 3), &fresh, 0.0);
         assert!(r.unknown.is_empty(), "{:?}", r.unknown);
+    }
+
+    #[test]
+    fn a_crowd_prior_reorders_what_the_towers_ranked() {
+        use crate::crowd::{Blend, Crowd};
+        let (index, tower) = (index(), UserTower::recency(2, 50));
+        let towers_only = recommend(&index, &tower, &query(&["a"], 3));
+        // Shoppers of `a` took `d` (index order: a, b, c, d), and `d` sells best.
+        let crowd = Crowd::new(
+            Blend { popularity: 0.5, recent: false, neighbors: 1.0 },
+            &[1.0, 1.0, 1.0, 9.0],
+            vec![vec![(3, 0.9)], vec![], vec![], vec![(0, 0.9)]],
+        );
+        let with_crowd = recommend_with_new(
+            &Model { index: &index, tower: &tower, crowd: Some(&crowd) },
+            &query(&["a"], 3),
+            &NewItems::default(),
+            0.0,
+        );
+        assert_ne!(ids(&towers_only)[0], "d");
+        assert_eq!(ids(&with_crowd)[0], "d", "{:?}", ids(&with_crowd));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::crowd::{Blend, Crowd, RECENT_DAYS, Signals, WithCrowd};
 use crate::data::split::temporal;
 use crate::data::{CatalogItem, Event};
 use crate::eval::{Dataset, Embeddings, Report, evaluate};
@@ -143,6 +144,9 @@ pub struct Towers<'a> {
     /// The item vectors it serves (`items.bin`), when they are not simply
     /// its item tower's: a hybrid version's carry each item's identity.
     pub served: Option<&'a ItemIndex>,
+    /// How much of the crowd it adds to its towers' scores (`crowd.bin`);
+    /// its popularity and neighbours are counted afresh on the update's log.
+    pub crowd: Blend,
 }
 
 /// What one update needs.
@@ -190,6 +194,9 @@ pub struct Outcome {
     pub scores: BTreeMap<String, Report>,
     /// The verdict.
     pub decision: Decision,
+    /// The candidate's crowd prior (the serving version's blend, counted on
+    /// the events before the gate window); `None` when it adds none.
+    pub crowd: Option<Crowd>,
 }
 
 /// The catalog's vectors as a version serves them: from its `items.bin`
@@ -249,14 +256,26 @@ pub fn run(inputs: Inputs<'_>, config: &UpdateConfig, progress: impl FnMut(Progr
     };
     let (trained, selected) = train_from(&learn, inputs.text, inputs.text_dims, &config.train, start, progress)?;
 
-    let score = |items: Vec<f32>, tower: UserTower| evaluate(&Embeddings { items, tower }, &judged.test, &judged.cold);
+    // Every version is judged as it serves, its crowd prior counted on
+    // what the candidate learned from.
+    let blends = || std::iter::once(serving.crowd).chain(inputs.compare.iter().map(|(_, t)| t.crowd));
+    let signals = blends().any(|b| !b.is_none()).then(|| Signals::fit(&learn, RECENT_DAYS));
+    let crowd_of = |blend: Blend| signals.as_ref().filter(|_| !blend.is_none()).map(|s| s.crowd(blend));
+    let score = |items: Vec<f32>, tower: UserTower, blend: Blend| {
+        let towers = Embeddings { items, tower };
+        match crowd_of(blend) {
+            Some(crowd) => evaluate(&WithCrowd { inner: towers, crowd }, &judged.test, &judged.cold),
+            None => evaluate(&towers, &judged.test, &judged.cold),
+        }
+    };
     let mut scores = BTreeMap::new();
-    let candidate = score(trained.item_vectors.clone(), trained.user_tower.clone());
-    let current = score(serving_vectors, serving.user.clone());
+    let candidate = score(trained.item_vectors.clone(), trained.user_tower.clone(), serving.crowd);
+    let current = score(serving_vectors, serving.user.clone(), serving.crowd);
     for (name, towers) in &inputs.compare {
         let vectors = item_vectors(towers, &judged.catalog, inputs.text, inputs.text_dims);
-        scores.insert(name.to_string(), score(vectors, towers.user.clone()));
+        scores.insert(name.to_string(), score(vectors, towers.user.clone(), towers.crowd));
     }
+    let crowd = crowd_of(serving.crowd);
     let decision = gate(config, config.gate_metric.of(&candidate), config.gate_metric.of(&current), serving_name);
     scores.insert("candidate".into(), candidate);
     scores.insert(serving_name.to_string(), current);
@@ -269,6 +288,7 @@ pub fn run(inputs: Inputs<'_>, config: &UpdateConfig, progress: impl FnMut(Progr
         gate_cases: judged.test.len(),
         scores,
         decision,
+        crowd,
     })
 }
 
@@ -362,8 +382,12 @@ mod tests {
     fn an_update_on_informative_events_learns_and_passes_the_gate() {
         let data = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let outcome =
-            run(inputs(&data, Towers { user: &user, item: &item, served: None }, 10), &config(), |_| {}).unwrap();
+        let outcome = run(
+            inputs(&data, Towers { user: &user, item: &item, served: None, crowd: Blend::default() }, 10),
+            &config(),
+            |_| {},
+        )
+        .unwrap();
         let (candidate, serving) = (outcome.scores["candidate"].all.recall_20, outcome.scores["1"].all.recall_20);
         assert!(candidate > serving + 0.2, "candidate {candidate} vs serving {serving}");
         assert!(outcome.decision.promote, "{}", outcome.decision.reason);
@@ -372,20 +396,46 @@ mod tests {
     }
 
     #[test]
+    fn a_serving_crowd_blend_carries_on_counted_on_the_updates_log() {
+        let data = shop(30, 3, true);
+        let (user, item) = zero_shot();
+        let blend = Blend { popularity: 0.2, recent: false, neighbors: 0.5 };
+        let without = Towers { user: &user, item: &item, served: None, crowd: Blend::default() };
+        let plain = run(inputs(&data, without, 10), &config(), |_| {}).unwrap();
+        assert!(plain.crowd.is_none(), "no blend, no prior");
+        let with = Towers { user: &user, item: &item, served: None, crowd: blend };
+        let outcome = run(inputs(&data, with, 10), &config(), |_| {}).unwrap();
+        let crowd = outcome.crowd.expect("the serving version's blend carries on");
+        assert_eq!((crowd.blend, crowd.items()), (blend, data.0.len()));
+        // Both versions are judged with the prior: the serving one scores
+        // differently than its towers alone.
+        assert_ne!(outcome.scores["1"].all, plain.scores["1"].all);
+    }
+
+    #[test]
     fn an_update_on_noise_does_not_pass_a_gate_it_would_hurt() {
         // The serving version learned the partners; new events are noise,
         // and a high learning rate with no replay forgets what it knew.
         let good = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let learned =
-            run(inputs(&good, Towers { user: &user, item: &item, served: None }, 10), &config(), |_| {}).unwrap();
+        let learned = run(
+            inputs(&good, Towers { user: &user, item: &item, served: None, crowd: Blend::default() }, 10),
+            &config(),
+            |_| {},
+        )
+        .unwrap();
         let mut noise = shop(30, 4, false);
         // Keep the gate window informative: the last 5 days come from the real pattern.
         let cut = noise.2[0].ts.unwrap() + chrono::Duration::days(24);
         noise.2.retain(|e| e.ts.unwrap() < cut);
         noise.2.extend(good.2.iter().filter(|e| e.ts.unwrap() >= cut).cloned());
         crate::data::sort_events(&mut noise.2);
-        let serving = Towers { user: &learned.trained.user_tower, item: &learned.trained.item_tower, served: None };
+        let serving = Towers {
+            user: &learned.trained.user_tower,
+            item: &learned.trained.item_tower,
+            served: None,
+            crowd: Blend::default(),
+        };
         let bad = UpdateConfig {
             replay: 0.0,
             train: TrainConfig { learning_rate: 0.1, epochs: 8, ..config().train },
@@ -400,7 +450,7 @@ mod tests {
     fn nothing_new_and_bad_settings_are_refused_with_the_reason() {
         let data = shop(30, 3, true);
         let (user, item) = zero_shot();
-        let towers = Towers { user: &user, item: &item, served: None };
+        let towers = Towers { user: &user, item: &item, served: None, crowd: Blend::default() };
         let err = run(inputs(&data, towers, 40), &config(), |_| {}).err().unwrap().to_string();
         assert!(err.contains("no new events"), "{err}");
         let err = run(inputs(&data, towers, 10), &UpdateConfig { gate_margin: 1.5, ..config() }, |_| {})

@@ -6,11 +6,13 @@
 use std::path::Path;
 use std::process::Command;
 
+use edgerec_core::coldstart::NewItems;
+use edgerec_core::crowd::Crowd;
 use edgerec_core::data::mapped::prepare_amazon;
 use edgerec_core::data::recbole::prepare_recbole;
 use edgerec_core::data::split::leave_one_out;
 use edgerec_core::index::ItemIndex;
-use edgerec_core::recommend::{RecommendQuery, recommend};
+use edgerec_core::recommend::{Model, RecommendQuery, recommend_with_new};
 use edgerec_core::tower::UserTower;
 use edgerec_host::config::Settings;
 use edgerec_tests::{Host, ai_models_dir, available_or, component, edgerec_bin, encoder_dir, require, shared_data};
@@ -107,6 +109,18 @@ fn edgerec(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// A host serving the recommend function with the bundle at `dir/bundle`
+/// (a path relative to `dir`, where its `spin.toml` is written).
+fn serve_recommend(dir: &Path, bundle: &str) -> Host {
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"shop\"\n[[trigger.http]]\nroute = \"/api/recommend\"\ncomponent = \"recommend\"\n\
+         [component.recommend]\nsource = \"{}\"\nfiles = [{{ source = \"{bundle}\", destination = \"/bundle\" }}]\n",
+        component("recommend").display()
+    );
+    std::fs::write(dir.join("spin.toml"), manifest).unwrap();
+    Host::start(&dir.join("spin.toml"), &Settings::default())
+}
+
 #[test]
 fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     require!(edgerec_bin(), encoder_dir(), component("recommend"));
@@ -153,10 +167,20 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/metrics.json")).unwrap()).unwrap();
     let validation = metrics["validation"].as_array().unwrap();
     let names: Vec<&str> = validation.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 5, "{names:?}");
-    assert!(names[..2].contains(&"text") && names[..2].contains(&"hybrid"), "the kept candidate first: {names:?}");
+    // The kept towers first, as served: with the crowd prior when
+    // validation chose one (this shop's pairing is item-kNN's home ground).
+    let crowd_added = names[0].ends_with("+crowd");
+    let towers = &names[usize::from(crowd_added)..];
+    assert_eq!(towers.len(), 5, "{names:?}");
+    assert!(towers[..2].contains(&"text") && towers[..2].contains(&"hybrid"), "the kept candidate first: {names:?}");
     assert!(validation[0]["recall_20"].as_f64() >= validation[1]["recall_20"].as_f64(), "{validation:?}");
-    let kept = names[0];
+    let kept = towers[0];
+    if crowd_added {
+        assert_eq!(names[0], format!("{kept}+crowd"));
+        for baseline in &validation[1..] {
+            assert!(validation[0]["recall_20"].as_f64() >= baseline["recall_20"].as_f64(), "{validation:?}");
+        }
+    }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["metrics"]["items"], kept);
@@ -180,7 +204,12 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     assert_eq!(manifest["metrics"]["refit_epochs"], metrics["best_epoch"]);
     // The new items' boost the function serves was chosen on validation.
     let boost = manifest["metrics"]["new_item_boost"].as_f64().expect("a boost in the manifest");
-    assert!((0.0..=0.1).contains(&boost) && stdout.contains("chosen on validation"), "{boost}\n{stdout}");
+    // Up to 0.1, and as much further as a crowd prior can lift warm items.
+    let crowd_reach = ["popularity", "neighbors"].iter().filter_map(|w| metrics["crowd"][w].as_f64()).sum::<f64>();
+    assert!(
+        (0.0..=0.1 + crowd_reach + 1e-6).contains(&boost) && stdout.contains("chosen on validation"),
+        "{boost}\n{stdout}"
+    );
     assert_eq!(metrics["new_item_boost"].as_f64().map(|b| (b - boost).abs() < 1e-6), Some(true));
 
     let out = edgerec(&["eval", "--data", &data, "--model", &bundle, "--json"]);
@@ -196,13 +225,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
     assert!(html.contains("<svg") && html.contains("two-tower"));
 
     // The recommend function serves the trained towers.
-    let manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"shop\"\n[[trigger.http]]\nroute = \"/api/recommend\"\ncomponent = \"recommend\"\n\
-         [component.recommend]\nsource = \"{}\"\nfiles = [{{ source = \"models/shop/1\", destination = \"/bundle\" }}]\n",
-        component("recommend").display()
-    );
-    std::fs::write(d("spin.toml"), manifest).unwrap();
-    let host = Host::start(&dir.path().join("spin.toml"), &Settings::default());
+    let host = serve_recommend(dir.path(), "models/shop/1");
     let history = ["SKU-3", "SKU-10", "SKU-17"];
     let reply = host.post("/api/recommend", json!({"history": history, "k": 5}).to_string());
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -215,13 +238,77 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         UserTower::from_bytes(&std::fs::read(dir.path().join("models/shop/1/user_tower.bin")).unwrap()).unwrap();
     let query =
         RecommendQuery { history: history.map(String::from).to_vec(), k: 5, exclude: vec![], exclude_history: true };
+    let crowd = crowd_added
+        .then(|| Crowd::from_bytes(&std::fs::read(dir.path().join("models/shop/1/crowd.bin")).unwrap()).unwrap());
     let ranked = |tower: &UserTower| -> Vec<String> {
-        recommend(&index, tower, &query).items.into_iter().map(|i| i.item_id).collect()
+        let model = Model { index: &index, tower, crowd: crowd.as_ref() };
+        recommend_with_new(&model, &query, &NewItems::default(), 0.0).items.into_iter().map(|i| i.item_id).collect()
     };
     assert!(trained.query.is_some(), "user_tower.bin carries the attention query");
-    assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin");
+    assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin (and crowd.bin)");
     assert_ne!(ranked(&trained), ranked(&UserTower::recency(index.dims(), 50)), "training changed the ranking");
     assert_eq!(body["model"]["name"], "shop");
+}
+
+/// A shop whose log says the crowd knows best (Amazon Gift Cards: 148
+/// cards, 458 shoppers who mostly buy the same few): `edgerec train` with
+/// its defaults adds popularity and item-kNN to the towers, ships the
+/// prior in `crowd.bin`, is then not below either baseline on the test
+/// window, and the recommend function ranks with the prior as natively.
+#[test]
+fn a_shop_where_the_crowd_knows_best_ships_the_crowd_prior_and_the_function_serves_it() {
+    require!(edgerec_bin(), encoder_dir(), component("recommend"));
+    let gift_cards = shared_data().join("amazon_gift_cards");
+    if !available_or(&gift_cards, "the team's shared data folder belongs beside the repository (../shared/data)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let (data, bundle) = (d("data"), d("models/gift-cards/1"));
+    edgerec(&["prepare", "--format", "amazon-jsonl", "--input", &gift_cards.display().to_string(), "--out", &data]);
+    edgerec(&["split", "--data", &data, "--by", "leave-one-out"]);
+    let out = edgerec(&["train", "--data", &data, "--out", &bundle]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("crowd: ") && stdout.contains("added, chosen on validation"), "{stdout}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/gift-cards/1/metrics.json")).unwrap()).unwrap();
+    let blend = &metrics["crowd"];
+    assert!(blend["popularity"].as_f64() > Some(0.0) || blend["neighbors"].as_f64() > Some(0.0), "{blend}");
+    let kept = &metrics["validation"][0];
+    assert!(kept["name"].as_str().unwrap().ends_with("+crowd"), "{kept}");
+    for baseline in metrics["validation"].as_array().unwrap().iter().skip(1) {
+        assert!(kept["recall_20"].as_f64() >= baseline["recall_20"].as_f64(), "{kept} vs {baseline}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d("models/gift-cards/1/manifest.json")).unwrap()).unwrap();
+    assert!(manifest["files"]["crowd.bin"].is_string(), "{manifest}");
+
+    // The test window, the bundle scored as served: never below the crowd.
+    let out = edgerec(&["eval", "--data", &data, "--model", &bundle, "--json"]);
+    let scores: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for baseline in ["popularity", "item-knn"] {
+        for key in ["recall@20", "ndcg@10"] {
+            assert!(scores["two-tower"][key].as_f64() >= scores[baseline][key].as_f64(), "{key}: {scores}");
+        }
+    }
+
+    // The function adds the same prior.
+    let host = serve_recommend(dir.path(), "models/gift-cards/1");
+    let index = ItemIndex::read(&dir.path().join("models/gift-cards/1/items.bin")).unwrap();
+    let tower = UserTower::from_bytes(&std::fs::read(d("models/gift-cards/1/user_tower.bin")).unwrap()).unwrap();
+    let crowd = Crowd::from_bytes(&std::fs::read(d("models/gift-cards/1/crowd.bin")).unwrap()).unwrap();
+    let history: Vec<String> = (0..2).map(|i| index.id(i).to_string()).collect();
+    let query = RecommendQuery { history: history.clone(), k: 10, exclude: vec![], exclude_history: true };
+    let ranked = |crowd: Option<&Crowd>| -> Vec<String> {
+        let model = Model { index: &index, tower: &tower, crowd };
+        recommend_with_new(&model, &query, &NewItems::default(), 0.0).items.into_iter().map(|i| i.item_id).collect()
+    };
+    let reply = host.post("/api/recommend", json!({"history": history, "k": 10}).to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let served: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap()).collect();
+    assert_eq!(served, ranked(Some(&crowd)), "the function ranks with crowd.bin");
+    assert_ne!(ranked(Some(&crowd)), ranked(None), "the prior changes the ranking");
 }
 
 /// Judgments of a shop whose shoppers care about colour first: for each

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use edgerec_core::bundle::{ITEMS_FILE, Manifest};
+use edgerec_core::crowd::{CROWD_FILE, Crowd};
 use edgerec_core::index::ItemIndex;
 use edgerec_core::tower::{ITEM_TOWER_FILE, ItemTower, MAX_HISTORY, USER_TOWER_FILE, UserTower};
 
@@ -58,4 +59,15 @@ pub fn user_tower(manifest: &Manifest, index: &ItemIndex) -> Result<UserTower, S
         return Err(format!("{USER_TOWER_FILE} has {} dims, {ITEMS_FILE} {}", tower.dims, index.dims()));
     }
     Ok(tower)
+}
+
+/// The crowd prior of the catalog bundle at `/bundle` (`crowd.bin`), if
+/// its training chose one; it must cover the index's items.
+pub fn crowd(manifest: &Manifest, index: &ItemIndex) -> Result<Option<Crowd>, String> {
+    let Some(bytes) = optional_file(BUNDLE_DIR, manifest, CROWD_FILE)? else { return Ok(None) };
+    let crowd = Crowd::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    if crowd.items() != index.len() {
+        return Err(format!("{CROWD_FILE} covers {} items, {ITEMS_FILE} has {}", crowd.items(), index.len()));
+    }
+    Ok(Some(crowd))
 }

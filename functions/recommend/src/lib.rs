@@ -16,18 +16,20 @@
 use edgerec_core::api::{ApiError, HealthResponse, RecommendRequest, RecommendResponse};
 use edgerec_core::bundle::Manifest;
 use edgerec_core::coldstart::{NewItems, bundle_new_item_boost};
+use edgerec_core::crowd::Crowd;
 use edgerec_core::index::ItemIndex;
-use edgerec_core::recommend::{RecommendQuery, recommend_with_new};
+use edgerec_core::recommend::{Model, RecommendQuery, recommend_with_new};
 use edgerec_core::tower::UserTower;
 use edgerec_function::store::DefaultStore;
 use edgerec_function::{BUNDLE_DIR, Exchange, Function, Json, Route, bundle, json, read_json};
 use spin_sdk::http::IncomingRequest;
 
-/// What recommend serves from: the bundle's index and user tower.
+/// What recommend serves from: the bundle's index, user tower and crowd prior.
 struct Recommend {
     manifest: Manifest,
     index: ItemIndex,
     tower: UserTower,
+    crowd: Option<Crowd>,
     new_item_boost: f32,
 }
 
@@ -41,8 +43,9 @@ impl Function for Recommend {
         let manifest = bundle::manifest(BUNDLE_DIR)?;
         let index = bundle::item_index(&manifest)?;
         let tower = bundle::user_tower(&manifest, &index)?;
+        let crowd = bundle::crowd(&manifest, &index)?;
         let new_item_boost = new_item_boost(&manifest)?;
-        Ok(Self { manifest, index, tower, new_item_boost })
+        Ok(Self { manifest, index, tower, crowd, new_item_boost })
     }
 
     async fn handle(
@@ -58,8 +61,10 @@ impl Function for Recommend {
         let request: RecommendRequest = read_json(req).await?;
         let query = RecommendQuery::try_from(request)?;
         let new_items = exchange.timed("new-items", || self.new_items());
-        let result = exchange
-            .timed("score", || recommend_with_new(&self.index, &self.tower, &query, &new_items, self.new_item_boost));
+        let result = exchange.timed("score", || {
+            let model = Model { index: &self.index, tower: &self.tower, crowd: self.crowd.as_ref() };
+            recommend_with_new(&model, &query, &new_items, self.new_item_boost)
+        });
         json(&RecommendResponse { items: result.items, unknown: result.unknown, model: self.manifest.model_ref() })
     }
 }
