@@ -144,6 +144,24 @@ impl Crowd {
         }
     }
 
+    /// The history item (of the newest [`HISTORY`]) whose neighbour list
+    /// ties it to `item` most strongly, when the blend uses neighbours.
+    pub fn strongest_neighbor(&self, history: &[usize], item: usize) -> Option<usize> {
+        if self.blend.neighbors <= 0.0 {
+            return None;
+        }
+        let mut best: Option<(usize, f32)> = None;
+        for &h in history.iter().rev().take(HISTORY) {
+            let list = self.neighbors.get(h).map(Vec::as_slice).unwrap_or_default();
+            if let Some(&(_, s)) = list.iter().find(|n| n.0 as usize == item)
+                && best.is_none_or(|(_, b)| s > b)
+            {
+                best = Some((h, s));
+            }
+        }
+        best.map(|(h, _)| h)
+    }
+
     /// Serializes to the `crowd.bin` layout.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(codec::CROWD);
@@ -367,6 +385,8 @@ mod tests {
         let mut scores = vec![0.0; 4];
         c.add(&[0], &mut scores);
         assert_eq!(scores, [0.0, 0.25, 0.0, 1.0], "votes scaled so the strongest is the weight");
+        assert_eq!(c.strongest_neighbor(&[0], 3), Some(0));
+        assert_eq!(c.strongest_neighbor(&[0], 2), None, "nobody took 2 with 0");
         let mut untouched = vec![0.1; 4];
         c.add(&[], &mut untouched);
         assert_eq!(untouched, [0.1; 4], "no history, no votes");

@@ -198,12 +198,15 @@ fn by_similarity(
                 .map(|(h, e)| (*h, index.dot(e, i)))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
                 .map(|(h, _)| h);
-            ScoredItem {
-                item_id: index.id(i).to_string(),
-                title: index.title(i).to_string(),
-                score,
-                reason: closest.map(|h| format!("similar to \"{}\"", index.title(h))),
-            }
+            // Where the crowd prior's neighbours voted for the item, that is
+            // the better reason: shoppers took the two together.
+            let together = crowd.and_then(|c| c.strongest_neighbor(history, i));
+            let reason = match (together, closest) {
+                (Some(h), _) => Some(format!("often bought with \"{}\"", index.title(h))),
+                (None, Some(h)) => Some(format!("similar to \"{}\"", index.title(h))),
+                (None, None) => None,
+            };
+            ScoredItem { item_id: index.id(i).to_string(), title: index.title(i).to_string(), score, reason }
         })
         .collect()
 }
@@ -356,6 +359,8 @@ mod tests {
         );
         assert_ne!(ids(&towers_only)[0], "d");
         assert_eq!(ids(&with_crowd)[0], "d", "{:?}", ids(&with_crowd));
+        assert_eq!(with_crowd.items[0].reason.as_deref(), Some("often bought with \"title a\""));
+        assert_eq!(with_crowd.items[1].reason.as_deref(), Some("similar to \"title a\""), "no vote, no such reason");
     }
 
     #[test]
