@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use edgerec_core::bundle::{BUNDLE_FORMAT, EncoderInfo, Manifest};
+use edgerec_core::crowd::{CROWD_FILE, Crowd};
 use edgerec_core::data::{self, CatalogItem};
 use edgerec_core::index::{IndexItem, ItemIndex};
 use edgerec_core::search::{Bm25, RANKER_FILE, relevance};
@@ -68,6 +69,15 @@ pub fn load_user_tower(bundle: &Path, manifest: &Manifest) -> Result<UserTower> 
     } else {
         Ok(UserTower::recency(manifest.dims, MAX_HISTORY))
     }
+}
+
+/// Loads a bundle's crowd prior (`crowd.bin`), if its training chose one.
+pub fn load_crowd(bundle: &Path, manifest: &Manifest) -> Result<Option<Crowd>> {
+    if !manifest.files.contains_key(CROWD_FILE) {
+        return Ok(None);
+    }
+    let path = bundle.join(CROWD_FILE);
+    Ok(Some(Crowd::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?))
 }
 
 /// `--judgments`: a shop's graded searches, which fit the search re-ranker.

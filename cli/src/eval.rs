@@ -14,14 +14,12 @@ use edgerec_core::eval::{
 use edgerec_core::index::ItemIndex;
 use edgerec_core::tower::{MAX_HISTORY, USER_TOWER_FILE, UserTower};
 
-use crate::bundles::load_user_tower;
+use crate::bundles::{load_crowd, load_user_tower};
 use crate::encoding::{catalog_texts, encoder_dir, text_embeddings};
 use crate::train::{METRICS_FILE, TrainMetrics};
 
 /// Default recent-popularity window, days.
 pub const RECENT_DAYS: i64 = edgerec_core::crowd::RECENT_DAYS;
-/// Neighbours item-kNN keeps per item.
-const KNN_NEIGHBORS: usize = 100;
 
 /// `edgerec eval` arguments.
 #[derive(clap::Args)]
@@ -108,7 +106,7 @@ pub fn baselines(data: &Dataset, recent_days: i64) -> Vec<(&'static str, Box<dyn
     vec![
         ("popularity", Box::new(Popularity::fit(data))),
         ("recent-popularity", Box::new(RecentPopularity::fit(data, recent_days))),
-        ("item-knn", Box::new(ItemKnn::fit(data, KNN_NEIGHBORS))),
+        ("item-knn", Box::new(ItemKnn::fit(data, edgerec_core::crowd::NEIGHBORS))),
     ]
 }
 
@@ -149,21 +147,13 @@ fn load_bundle(dataset: &Dataset, dir: &Path) -> Result<Served> {
         same_order &= i == n;
         vectors.extend(index.embedding(i));
     }
-    let crowd = match manifest.files.contains_key(CROWD_FILE) {
-        false => None,
-        true => {
-            let path = dir.join(CROWD_FILE);
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let crowd = Crowd::from_bytes(&bytes)?;
-            if !same_order || crowd.items() != index.len() {
-                bail!(
-                    "{}: its {CROWD_FILE} covers another catalog than this --data's; evaluate it on the data it was trained on",
-                    dir.display()
-                );
-            }
-            Some(crowd)
-        }
-    };
+    let crowd = load_crowd(dir, &manifest)?;
+    if crowd.as_ref().is_some_and(|c| !same_order || c.items() != index.len()) {
+        bail!(
+            "{}: its {CROWD_FILE} covers another catalog than this --data's; evaluate it on the data it was trained on",
+            dir.display()
+        );
+    }
     Ok(Served { manifest, vectors, tower, crowd })
 }
 

@@ -250,15 +250,15 @@ pub fn run(args: Args) -> Result<()> {
         print_validation(&validation);
     }
     let new_item_boost = crowd_choice.as_ref().map(|(_, crowd)| choose_boost(&dataset, &trained, crowd));
-    let blend = crowd_choice.map(|(blend, _)| blend).unwrap_or_default();
-    // The served prior counts everything before the test window, as the refit learns from.
-    let served_crowd = if blend.is_none() {
-        None
-    } else {
-        let before_test = dataset.with_validation_window()?;
-        Some(crowd::Signals::fit(before_test.as_ref().unwrap_or(&dataset), crate::eval::RECENT_DAYS).crowd(blend))
-    };
-    let refit = if args.refit { refit(&dataset, &text, info.dims, config, &trained)? } else { None };
+    let blend_choice = crowd_choice.map(|(blend, _)| blend);
+    let blend = blend_choice.unwrap_or_default();
+    let refits = args.refit && !dataset.valid.is_empty() && trained.best_epoch > 0;
+    // Everything before the test window, built once for the refit and the
+    // served prior (which counts what the refit learns from).
+    let before_test = if refits || !blend.is_none() { dataset.with_validation_window()? } else { None };
+    let served_crowd = (!blend.is_none())
+        .then(|| crowd::Signals::fit(before_test.as_ref().unwrap_or(&dataset), crate::eval::RECENT_DAYS).crowd(blend));
+    let refit = if refits { refit(before_test.as_ref(), &text, info.dims, config, &trained)? } else { None };
     let shipped = refit.as_ref().unwrap_or(&trained);
     let items = index_items(&dataset.catalog, &events, &shipped.item_vectors, config.dims);
     let items_bytes = ItemIndex::encode(&items)?;
@@ -273,7 +273,7 @@ pub fn run(args: Args) -> Result<()> {
         epochs: trained.history.clone(),
         validation,
         new_item_boost,
-        crowd: (!dataset.valid.is_empty()).then_some(blend),
+        crowd: blend_choice,
         refit: refit.as_ref().map(|r| Refit {
             epochs: r.history.len() - 1,
             examples: r.examples,
@@ -374,19 +374,18 @@ fn choose_boost(dataset: &Dataset, trained: &Trained, crowd: &Crowd) -> f32 {
 pub const REFIT_EPOCHS: &str = "refit_epochs";
 
 /// Trains the chosen settings again on the training and validation windows
-/// for the kept epoch count (see `--refit`); `None` when there is nothing to
-/// add: no validation window, or validation kept the untrained model.
+/// (`before_test`, [`Dataset::with_validation_window`]) for the kept epoch
+/// count (see `--refit`; only when there is a validation window and
+/// validation kept a trained epoch); `None` for a split written before the
+/// validation window was kept.
 fn refit(
-    dataset: &Dataset,
+    before_test: Option<&Dataset>,
     text: &[f32],
     text_dims: usize,
     config: &TrainConfig,
     trained: &Trained,
 ) -> Result<Option<Trained>> {
-    if dataset.valid.is_empty() || trained.best_epoch == 0 {
-        return Ok(None);
-    }
-    let Some(before_test) = dataset.with_validation_window()? else {
+    let Some(before_test) = before_test else {
         println!(
             "note: this split was written before edgerec kept its validation window, so the model ships without \
              learning from it; run `edgerec split` again to train on it"
@@ -399,7 +398,7 @@ fn refit(
         trained.best_epoch
     );
     let config = TrainConfig { epochs: trained.best_epoch, ..config.clone() };
-    Ok(Some(train_with_progress(&before_test, text, text_dims, &config)?))
+    Ok(Some(train_with_progress(before_test, text, text_dims, &config)?))
 }
 
 fn items_name(items: Items) -> &'static str {

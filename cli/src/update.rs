@@ -310,13 +310,7 @@ fn load_version(model_dir: &Path, version: &str, zero_shot: bool) -> Result<Vers
     let user = crate::bundles::load_user_tower(&dir, &manifest)?;
     let path = dir.join(ITEM_TOWER_FILE);
     let item = ItemTower::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
-    let crowd = match manifest.files.contains_key(CROWD_FILE) {
-        false => Blend::default(),
-        true => {
-            let path = dir.join(CROWD_FILE);
-            Crowd::from_bytes(&std::fs::read(&path).with_context(|| path.display().to_string())?)?.blend
-        }
-    };
+    let crowd = crate::bundles::load_crowd(&dir, &manifest)?.map(|c| c.blend).unwrap_or_default();
     let mut version = Version { name: version.to_string(), manifest, user, item, served: None, crowd };
     if version.hybrid() {
         version.served = Some(ItemIndex::read(&dir.join(ITEMS_FILE))?);

@@ -39,6 +39,19 @@ pub const RECENT_DAYS: i64 = 30;
 /// Newest history items whose neighbours vote.
 pub const HISTORY: usize = 50;
 
+/// Adds to `votes` (one per item) each of the newest [`HISTORY`] items of
+/// `history` (oldest first) votes for its neighbours, by similarity: the
+/// item-kNN score, for the baseline and the crowd prior alike.
+pub fn add_votes(neighbors: &[Vec<(u32, f32)>], history: &[usize], votes: &mut [f32]) {
+    for &h in history.iter().rev().take(HISTORY) {
+        for &(b, s) in neighbors.get(h).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(v) = votes.get_mut(b as usize) {
+                *v += s;
+            }
+        }
+    }
+}
+
 /// How much of the crowd a bundle adds to its towers' scores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Blend {
@@ -87,8 +100,8 @@ pub struct Crowd {
 
 impl Crowd {
     /// A prior over `items` items from per-item shopper counts and
-    /// neighbour lists; keeps only what `blend` uses.
-    pub fn new(blend: Blend, shoppers: &[f32], neighbors: Vec<Vec<(u32, f32)>>) -> Self {
+    /// neighbour lists; keeps (copies) only what `blend` uses.
+    pub fn new(blend: Blend, shoppers: &[f32], neighbors: &[Vec<(u32, f32)>]) -> Self {
         let items = shoppers.len();
         let (popularity, unknown) = if blend.popularity > 0.0 {
             let top = shoppers.iter().copied().fold(0f32, f32::max).ln_1p().max(f32::MIN_POSITIVE);
@@ -104,7 +117,7 @@ impl Crowd {
         } else {
             (Vec::new(), 0.0)
         };
-        let neighbors = if blend.neighbors > 0.0 { neighbors } else { Vec::new() };
+        let neighbors = if blend.neighbors > 0.0 { neighbors.to_vec() } else { Vec::new() };
         Self { blend, items, popularity, unknown, neighbors }
     }
 
@@ -129,13 +142,7 @@ impl Crowd {
         }
         if self.blend.neighbors > 0.0 && !history.is_empty() {
             let mut votes = vec![0f32; scores.len()];
-            for &h in history.iter().rev().take(HISTORY) {
-                for &(b, s) in self.neighbors.get(h).map(Vec::as_slice).unwrap_or_default() {
-                    if let Some(v) = votes.get_mut(b as usize) {
-                        *v += s;
-                    }
-                }
-            }
+            add_votes(&self.neighbors, history, &mut votes);
             let max = votes.iter().copied().fold(0f32, f32::max);
             if max > 0.0 {
                 let w = self.blend.neighbors / max;
@@ -276,7 +283,7 @@ impl Signals {
     /// The prior of `blend` from these signals.
     pub fn crowd(&self, blend: Blend) -> Crowd {
         let shoppers = if blend.recent { &self.recent_shoppers } else { &self.shoppers };
-        Crowd::new(blend, shoppers, self.neighbors.clone())
+        Crowd::new(blend, shoppers, &self.neighbors)
     }
 }
 
@@ -356,7 +363,7 @@ mod tests {
 
     fn crowd(blend: Blend) -> Crowd {
         // Item 2 is the bestseller; item 0's shoppers also took item 3.
-        Crowd::new(blend, &[1.0, 0.0, 7.0, 3.0], vec![vec![(3, 0.8), (1, 0.2)], vec![], vec![], vec![(0, 0.8)]])
+        Crowd::new(blend, &[1.0, 0.0, 7.0, 3.0], &[vec![(3, 0.8), (1, 0.2)], vec![], vec![], vec![(0, 0.8)]])
     }
 
     #[test]

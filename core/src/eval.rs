@@ -399,15 +399,12 @@ impl Scorer for RecentPopularity {
 
 /// Item-to-item co-occurrence (item-kNN): cosine similarity of items over
 /// the users who took them; a user's score for an item is the summed
-/// similarity to their newest [`ItemKnn::HISTORY`] history items.
+/// similarity to their newest [`crate::crowd::HISTORY`] history items.
 pub struct ItemKnn {
     neighbors: Vec<Vec<(ItemIdx, f32)>>,
 }
 
 impl ItemKnn {
-    /// Newest history items that vote.
-    pub const HISTORY: usize = 50;
-
     /// Builds the similarity lists, keeping each item's `k` nearest.
     pub fn fit(data: &Dataset, k: usize) -> Self {
         let n = data.items();
@@ -456,11 +453,8 @@ impl ItemKnn {
 impl Scorer for ItemKnn {
     fn score(&self, _: usize, history: &[ItemIdx], out: &mut [f32]) {
         out.fill(0.0);
-        for &h in history.iter().rev().take(Self::HISTORY) {
-            for &(b, s) in &self.neighbors[h as usize] {
-                out[b as usize] += s;
-            }
-        }
+        let history: Vec<usize> = history.iter().map(|&h| h as usize).collect();
+        crate::crowd::add_votes(&self.neighbors, &history, out);
     }
 }
 

@@ -349,7 +349,7 @@ mod tests {
         let crowd = Crowd::new(
             Blend { popularity: 0.5, recent: false, neighbors: 1.0 },
             &[1.0, 1.0, 1.0, 9.0],
-            vec![vec![(3, 0.9)], vec![], vec![], vec![(0, 0.9)]],
+            &[vec![(3, 0.9)], vec![], vec![], vec![(0, 0.9)]],
         );
         let with_crowd = recommend_with_new(
             &Model { index: &index, tower: &tower, crowd: Some(&crowd) },
