@@ -442,6 +442,7 @@ pub fn run_update(plan: &Plan, users: &Users, new_items: &[StoredItem]) -> Resul
     // vectors it serves.
     config.train.id_embeddings = parent.hybrid();
     config.train.attention = parent.user.query.is_some();
+    config.train.sequence_block = parent.user.block.is_some();
     let bar = plan.progress.then(|| {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("update epoch {prefix} {bar:30} {pos}/{len} steps  {msg}  eta {eta}")

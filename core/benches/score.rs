@@ -17,7 +17,7 @@ use edgerec_core::recommend::{RecommendQuery, recommend};
 use edgerec_core::score::{QueryVector, dot};
 use edgerec_core::search::rerank::{Candidate, features};
 use edgerec_core::search::{Bm25, Ranker, Ranking, SearchQuery, search, terms};
-use edgerec_core::tower::UserTower;
+use edgerec_core::tower::{SequenceBlock, UserTower};
 
 fn median(mut f: impl FnMut(), n: usize) -> Duration {
     let mut v: Vec<Duration> = (0..n)
@@ -133,8 +133,30 @@ fn main() {
         ..tower.clone()
     };
     let attending = median(|| drop(black_box(attending_tower.user_vector(black_box(&fifty), rows))), runs);
+    // And with a sequence block (`--sequence-block true`), every weight
+    // non-zero so no part is skipped.
+    let made_up = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| (((i + seed) * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect()
+    };
+    let max_history = tower.max_history();
+    let sequence_tower = UserTower {
+        block: Some(SequenceBlock {
+            positions: made_up(max_history * d, 1),
+            w_query: made_up(d * d, 3),
+            w_key: made_up(d * d, 4),
+            w_value: made_up(d * d, 5),
+            norm: [vec![1.0; d], made_up(d, 6)],
+            w_in: made_up(d * d, 7),
+            b_in: made_up(d, 8),
+            w_out: made_up(d * d, 9),
+            b_out: made_up(d, 10),
+        }),
+        ..tower.clone()
+    };
+    let sequence = median(|| drop(black_box(sequence_tower.user_vector(black_box(&fifty), rows))), runs);
     println!("| user tower, 50 history items, recency pooling | {:.1} us | - |", pooled.as_secs_f64() * 1e6);
     println!("| user tower, 50 history items, with attention | {:.1} us | - |", attending.as_secs_f64() * 1e6);
+    println!("| user tower, 50 history items, sequence block | {:.1} us | - |", sequence.as_secs_f64() * 1e6);
 
     // Search, fused, and the same with a re-ranker over the top 50. The
     // ranker is fitted to made-up grades (word coverage): only its cost

@@ -37,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{Dataset, Embeddings, ItemIdx, Report, evaluate};
-use crate::tower::{HISTORY_HALF_LIFE, ItemTower, UserTower};
+use crate::tower::{HISTORY_HALF_LIFE, ItemTower, LAYER_NORM_EPS, SequenceBlock, UserTower};
 use crate::{Error, Result};
 
 /// Training settings (`edgerec train` flags).
@@ -79,6 +79,11 @@ pub struct TrainConfig {
     /// the newest one (one attention query, [`UserTower::query`]).
     #[serde(default)]
     pub attention: bool,
+    /// The user tower runs one SASRec-style self-attention block over the
+    /// history ([`crate::tower::SequenceBlock`]) instead of pooling alone.
+    /// Not together with `attention`.
+    #[serde(default)]
+    pub sequence_block: bool,
     /// Seed for initialization, shuffling and dropout.
     pub seed: u64,
     /// Cap on training examples per epoch (a fresh random subset each
@@ -112,6 +117,7 @@ impl Default for TrainConfig {
             // months most lifted test Recall@20 by 11% (BENCHMARKS.md).
             half_life_days: 60.0,
             attention: false,
+            sequence_block: false,
             seed: 42,
             max_examples_per_epoch: None,
         }
@@ -285,6 +291,17 @@ struct Model {
     b_user: Var,
     /// `(d, d)`: the attention query of the newest history item.
     query: Option<Var>,
+    /// The sequence block's parameters, in [`SequenceBlock::PARTS`] order
+    /// (matrices `(d, d)`, position embeddings `(l, d)`, vectors `(d)`).
+    block: Option<Vec<Var>>,
+}
+
+/// `LN(x)` over the last dimension, from primitives (candle's fused
+/// layer norm has no backward pass).
+fn layer_norm(x: &Tensor, gain: &Tensor, shift: &Tensor) -> candle_core::Result<Tensor> {
+    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    centred.broadcast_div(&(var + f64::from(LAYER_NORM_EPS))?.sqrt()?)?.broadcast_mul(gain)?.broadcast_add(shift)
 }
 
 fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -303,7 +320,41 @@ impl Model {
         ];
         v.extend(self.id.clone());
         v.extend(self.query.clone());
+        v.extend(self.block.iter().flatten().cloned());
         v
+    }
+
+    /// Normalized user vectors `(b, d)` of histories `hist` `(b, l, d)`
+    /// (newest first) whose position logits, padding masked, are `logits`
+    /// `(b, l)`: what [`UserTower::user_vector`] computes, batched.
+    fn users(&self, hist: &Tensor, mut logits: Tensor) -> candle_core::Result<Tensor> {
+        let d = hist.dims()[2];
+        let scale = (d as f64).sqrt();
+        let newest = |t: &Tensor| t.narrow(1, 0, 1)?.squeeze(1);
+        let pool = |weights: &Tensor, rows: &Tensor| weights.unsqueeze(1)?.matmul(rows)?.squeeze(1);
+        let pooled = if let Some(block) = &self.block {
+            let p: Vec<&Tensor> = block.iter().map(Var::as_tensor).collect();
+            let positions = p[0].narrow(0, 0, hist.dims()[1])?;
+            let x0 = (newest(hist)? + positions.narrow(0, 0, 1)?.broadcast_as((hist.dims()[0], d))?)?;
+            let key_query = x0.matmul(p[1])?.matmul(&p[2].t()?)?;
+            // x_j · kq = e_j · kq + p_j · kq, without building x.
+            let content = (hist.matmul(&key_query.unsqueeze(2)?)?.squeeze(2)? + key_query.matmul(&positions.t()?)?)?;
+            logits = (logits + (content / scale)?)?;
+            let attention = candle_nn::ops::softmax(&logits, D::Minus1)?;
+            let pooled_e = pool(&attention, hist)?;
+            let pooled_x = (&pooled_e + attention.matmul(&positions)?)?;
+            let h = (pooled_e + pooled_x.matmul(p[3])?)?;
+            let hidden = layer_norm(&h, p[4], p[5])?.matmul(p[6])?.broadcast_add(p[7])?.relu()?;
+            (h + hidden.matmul(p[8])?.broadcast_add(p[9])?)?
+        } else {
+            if let Some(query) = &self.query {
+                // Position 0 is the newest item (every context has one).
+                let q = newest(hist)?.matmul(query.as_tensor())?;
+                logits = (logits + (hist.matmul(&q.unsqueeze(2)?)?.squeeze(2)? / scale)?)?;
+            }
+            pool(&candle_nn::ops::softmax(&logits, D::Minus1)?, hist)?
+        };
+        l2_normalize(&pooled.matmul(self.w_user.as_tensor())?.broadcast_add(self.b_user.as_tensor())?)
     }
 
     /// Vectors `(k, d)` of the items `rows` (every item when `None`),
@@ -343,6 +394,16 @@ impl Model {
             bias: Some(self.b_user.as_tensor().to_vec1()?),
             query: match &self.query {
                 Some(q) => Some(q.as_tensor().flatten_all()?.to_vec1()?),
+                None => None,
+            },
+            block: match &self.block {
+                Some(vars) => {
+                    let mut parts = Vec::with_capacity(vars.len());
+                    for v in vars {
+                        parts.push(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+                    }
+                    Some(SequenceBlock::from_parts(parts))
+                }
                 None => None,
             },
         };
@@ -428,6 +489,11 @@ pub fn train_from(
     if config.batch_size < 2 || config.dims == 0 || config.max_history == 0 || config.temperature <= 0.0 {
         return Err(Error::Train("batch size ≥ 2, dims ≥ 1, max history ≥ 1 and temperature > 0 are required".into()));
     }
+    if config.attention && config.sequence_block {
+        return Err(Error::Train(
+            "attention and sequence_block are two user towers: choose one (the block attends by itself)".into(),
+        ));
+    }
     let sequences = data.train_sequences();
     let events = EventsBefore::new(&sequences, n);
     let (contexts, all_examples) = examples(&sequences, &events, config.max_history);
@@ -509,6 +575,23 @@ pub fn train_from(
         query: if config.attention {
             let start = warm.as_ref().and_then(|w| w.query.clone()).unwrap_or_else(|| vec![0.0; d * d]);
             Some(Var::from_vec(start, (d, d), &dev).map_err(err)?)
+        } else {
+            None
+        },
+        block: if config.sequence_block {
+            let start = match warm.as_ref().and_then(|w| w.block.clone()) {
+                Some(block) => block,
+                None => {
+                    let std = 1.0 / (d as f32).sqrt();
+                    SequenceBlock::identity(d, l, normal(&mut rng, d * d, std), normal(&mut rng, d * d, std))
+                }
+            };
+            let shapes = SequenceBlock::part_shapes(d, l);
+            let mut vars = Vec::with_capacity(shapes.len());
+            for (part, shape) in start.parts().into_iter().zip(shapes) {
+                vars.push(Var::from_slice(part, shape, &dev).map_err(err)?);
+            }
+            Some(vars)
         } else {
             None
         },
@@ -594,21 +677,12 @@ pub fn train_from(
                 let history_scale = (&model.gate * Tensor::from_vec(dropped, (n, 1), &dev)?)?;
                 let e = model.encode(None, &history_scale)?;
                 let hist = e.index_select(&Tensor::from_vec(hist_idx, b * l, &dev)?, 0)?.reshape((b, l, d))?;
-                let mut pos = model.positions.as_tensor().unsqueeze(0)?.broadcast_add(&Tensor::from_vec(
+                let logits = model.positions.as_tensor().unsqueeze(0)?.broadcast_add(&Tensor::from_vec(
                     hist_mask,
                     (b, l),
                     &dev,
                 )?)?;
-                if let Some(query) = &model.query {
-                    // Position 0 is the newest item (every context has one).
-                    let q = hist.narrow(1, 0, 1)?.squeeze(1)?.matmul(query.as_tensor())?;
-                    let content = hist.matmul(&q.unsqueeze(2)?)?.squeeze(2)?;
-                    pos = (pos + (content / (d as f64).sqrt())?)?;
-                }
-                let attention = candle_nn::ops::softmax(&pos, D::Minus1)?;
-                let pooled = attention.unsqueeze(1)?.matmul(&hist)?.squeeze(1)?;
-                let user = pooled.matmul(model.w_user.as_tensor())?.broadcast_add(model.b_user.as_tensor())?;
-                let user = l2_normalize(&user)?;
+                let user = model.users(&hist, logits)?;
                 let targets = Tensor::from_vec(targets, b, &dev)?;
                 let item = model.encode(Some(&targets), &Tensor::from_vec(target_scale, (b, 1), &dev)?)?;
                 let logits = (user.matmul(&item.t()?)? / config.temperature)?
@@ -782,6 +856,7 @@ struct Warm {
     w_user: Vec<f32>,
     b_user: Vec<f32>,
     query: Option<Vec<f32>>,
+    block: Option<SequenceBlock>,
 }
 
 fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, l: usize) -> Result<Warm> {
@@ -803,6 +878,15 @@ fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, 
         w_user: user.weight.clone().unwrap_or_else(eye),
         b_user: user.bias.clone().unwrap_or_else(|| vec![0.0; d]),
         query: user.query.clone(),
+        block: user.block.clone().map(|mut block| {
+            // Position embeddings follow the position logits.
+            let rows = block.positions.len() / d;
+            let last = block.positions[(rows.max(1) - 1) * d..].to_vec();
+            block.positions = (0..l)
+                .flat_map(|r| if r < rows { block.positions[r * d..(r + 1) * d].to_vec() } else { last.clone() })
+                .collect();
+            block
+        }),
     })
 }
 
@@ -989,22 +1073,80 @@ pub(crate) mod tests {
 
     #[test]
     fn a_hybrid_update_starts_from_the_vectors_the_serving_version_serves() {
+        for config in [TrainConfig { attention: true, ..config() }, TrainConfig { sequence_block: true, ..config() }] {
+            a_hybrid_update_starts_from_the_serving_version(config);
+        }
+    }
+
+    fn a_hybrid_update_starts_from_the_serving_version(config: TrainConfig) {
         let (data, text) = partners();
-        let config = TrainConfig { attention: true, ..config() };
         let serving = train(&data, &text, 16, &TrainConfig { epochs: 3, ..config.clone() }, |_| {}).unwrap();
-        assert!(serving.user_tower.query.as_ref().is_some_and(|q| q.iter().any(|&x| x != 0.0)), "attention trained");
+        let user = &serving.user_tower;
+        if config.attention {
+            assert!(user.query.as_ref().is_some_and(|q| q.iter().any(|&x| x != 0.0)), "attention trained");
+        } else {
+            let block = user.block.as_ref().expect("a sequence block");
+            for (name, part) in [("keys", &block.w_key), ("values", &block.w_value), ("positions", &block.positions)] {
+                assert!(part.iter().any(|&x| x != 0.0), "the block's {name} trained");
+            }
+        }
         let start = Start {
             towers: Some((&serving.user_tower, &serving.item_tower)),
             item_vectors: Some(&serving.item_vectors),
             ..Start::default()
         };
         let (resumed, _) = train_from(&data, &text, 16, &TrainConfig { epochs: 0, ..config }, start, |_| {}).unwrap();
-        assert_eq!(resumed.user_tower, serving.user_tower, "the user tower, attention included, carries over");
+        assert_eq!(resumed.user_tower, serving.user_tower, "the user tower, attention or block included, carries over");
         let worst =
             resumed.item_vectors.iter().zip(&serving.item_vectors).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-4, "epoch 0 of the update is the serving model (worst difference {worst})");
         let best = serving.history[serving.best_epoch].valid.all.recall_10;
         assert!((resumed.history[0].valid.all.recall_10 - best).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_trained_sequence_block_computes_what_the_served_tower_computes() {
+        // The batched candle forward that training differentiates and the
+        // plain loops the functions run must agree, padding included.
+        let (d, l) = (4, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let dev = Device::Cpu;
+        let var = |v: Vec<f32>, shape: &[usize]| Var::from_vec(v, shape, &dev).unwrap();
+        let shapes = SequenceBlock::part_shapes(d, l);
+        let block: Vec<Var> = shapes.iter().map(|s| var(normal(&mut rng, s.iter().product(), 0.7), s)).collect();
+        let model = Model {
+            text: Tensor::zeros((1, d), DType::F32, &dev).unwrap(),
+            w_item: var(vec![0.0; d * d], &[d, d]),
+            b_item: var(vec![0.0; d], &[d]),
+            id: None,
+            gate: Tensor::ones((1, 1), DType::F32, &dev).unwrap(),
+            positions: var(vec![0.0, -0.3, -0.9], &[l]),
+            w_user: var(normal(&mut rng, d * d, 0.5), &[d, d]),
+            b_user: var(normal(&mut rng, d, 0.1), &[d]),
+            query: None,
+            block: Some(block),
+        };
+        let (_, tower, _) = model.export().unwrap();
+        let rows: Vec<Vec<f32>> = (0..4).map(|_| normal(&mut rng, d, 1.0)).collect();
+        // Histories oldest first; the batch holds them newest first, padded.
+        let histories: [&[usize]; 2] = [&[0, 1, 2], &[3, 1]];
+        let (mut hist, mut logits) = (Vec::new(), Vec::new());
+        for h in histories {
+            for p in 0..l {
+                let item = h.iter().rev().nth(p);
+                hist.extend(item.map_or(vec![0.0; d], |&i| rows[i].clone()));
+                logits.push(
+                    model.positions.as_tensor().to_vec1::<f32>().unwrap()[p] + if item.is_some() { 0.0 } else { -1e9 },
+                );
+            }
+        }
+        let hist = Tensor::from_vec(hist, (2, l, d), &dev).unwrap();
+        let batched =
+            model.users(&hist, Tensor::from_vec(logits, (2, l), &dev).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+        for (h, trained) in histories.iter().zip(&batched) {
+            let served = tower.user_vector(h, |i, out| out.copy_from_slice(&rows[i])).unwrap();
+            assert!(served.iter().zip(trained).all(|(a, b)| (a - b).abs() < 1e-5), "{h:?}: {served:?} vs {trained:?}");
+        }
     }
 
     #[test]
@@ -1015,5 +1157,8 @@ pub(crate) mod tests {
         let err =
             train(&data, &text, 16, &TrainConfig { temperature: 0.0, ..config() }, |_| {}).unwrap_err().to_string();
         assert!(err.contains("temperature"), "{err}");
+        let both = TrainConfig { attention: true, sequence_block: true, ..config() };
+        let err = train(&data, &text, 16, &both, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("choose one"), "{err}");
     }
 }

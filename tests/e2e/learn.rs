@@ -153,8 +153,8 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         "128",
         "--learning-rate",
         "0.01",
-        // The function must rank with the attention query as natively.
-        "--attention",
+        // The function must rank with the sequence block as natively.
+        "--sequence-block",
         "true",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -185,7 +185,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         serde_json::from_str(&std::fs::read_to_string(d("models/shop/1/manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["metrics"]["items"], kept);
     assert_eq!(metrics["config"]["id_embeddings"], kept == "hybrid");
-    assert_eq!(metrics["config"]["attention"], true);
+    assert_eq!(metrics["config"]["sequence_block"], true);
     let epochs = metrics["epochs"].as_array().unwrap();
     let recall = |e: &serde_json::Value| e["valid"]["all"]["recall_20"].as_f64().unwrap();
     let best = &epochs[metrics["best_epoch"].as_u64().unwrap() as usize];
@@ -244,7 +244,7 @@ fn a_new_shops_csv_is_prepared_split_trained_evaluated_and_served() {
         let model = Model { index: &index, tower, crowd: crowd.as_ref() };
         recommend_with_new(&model, &query, &NewItems::default(), 0.0).items.into_iter().map(|i| i.item_id).collect()
     };
-    assert!(trained.query.is_some(), "user_tower.bin carries the attention query");
+    assert!(trained.block.is_some(), "user_tower.bin carries the sequence block");
     assert_eq!(served, ranked(&trained), "the function ranks with user_tower.bin (and crowd.bin)");
     assert_ne!(ranked(&trained), ranked(&UserTower::recency(index.dims(), 50)), "training changed the ranking");
     assert_eq!(body["model"]["name"], "shop");
@@ -459,6 +459,14 @@ fn bad_mappings_and_commands_name_the_field() {
     let out =
         Command::new(edgerec_bin()).args(["eval", "--data", &d("nothing"), "--model", &d("nothing")]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing"));
+    let two_towers = ["--attention", "true", "--sequence-block", "true"];
+    let out = Command::new(edgerec_bin())
+        .args(["train", "--data", &d("nothing"), "--out", &d("models/shop/1")])
+        .args(two_towers)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("pass one"), "{stderr}");
 }
 
 #[test]
