@@ -97,13 +97,44 @@ pub struct SequenceBlock {
 /// The layer norms' variance floor (as in BERT and SASRec).
 pub const LAYER_NORM_EPS: f32 = 1e-5;
 
+/// `start + x · W` for a row `x` of `W`'s height (`W` as wide as `start`).
+fn affine(x: &[f32], w: &[f32], mut start: Vec<f32>) -> Vec<f32> {
+    let width = start.len();
+    for (xi, w_row) in x.iter().zip(w.chunks_exact(width)) {
+        start.iter_mut().zip(w_row).for_each(|(o, w)| *o += xi * w);
+    }
+    start
+}
+
 /// `x · W` for a row `x` of `W`'s height.
 fn row_times(x: &[f32], w: &[f32], width: usize) -> Vec<f32> {
-    let mut out = vec![0f32; width];
-    for (xi, w_row) in x.iter().zip(w.chunks_exact(width)) {
-        out.iter_mut().zip(w_row).for_each(|(o, w)| *o += xi * w);
+    affine(x, w, vec![0f32; width])
+}
+
+/// Adds `query · row / √d` to each row's logit: how each history item
+/// relates to what the newest one asks for.
+fn add_attention(logits: &mut [f32], rows: &[f32], query: &[f32]) {
+    let scale = 1.0 / (query.len() as f32).sqrt();
+    for (l, row) in logits.iter_mut().zip(rows.chunks_exact(query.len())) {
+        *l += crate::score::dot(query, row) * scale;
     }
-    out
+}
+
+/// The softmax of `logits`.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
+}
+
+/// `Σ weight_j · row_j` over `rows` (`d` wide each).
+fn pool(weights: &[f32], rows: &[f32], d: usize) -> Vec<f32> {
+    let mut pooled = vec![0f32; d];
+    for (row, w) in rows.chunks_exact(d).zip(weights) {
+        pooled.iter_mut().zip(row).for_each(|(p, r)| *p += w * r);
+    }
+    pooled
 }
 
 /// `LN(x) = gain · (x − mean) / √(var + eps) + shift`.
@@ -169,12 +200,6 @@ impl SequenceBlock {
         [vec![max_history, dims], m.clone(), m.clone(), m.clone(), v.clone(), v.clone(), m.clone(), v.clone(), m, v]
     }
 
-    /// The length of each of [`Self::parts`], from `dims`, `dims²` and
-    /// `max_history × dims`.
-    fn part_lengths(d: usize, dd: usize, ld: usize) -> [usize; 10] {
-        [ld, dd, dd, dd, d, d, dd, d, dd, d]
-    }
-
     /// The block where training starts: the recency pooling exactly (see
     /// the type's note). `w_query` and `w_in` come from the caller
     /// (random), so that the zero weights after them get gradients.
@@ -202,20 +227,11 @@ impl SequenceBlock {
         let q = row_times(&x[..d], &self.w_query, d);
         // (x₀ W_q) W_kᵀ: each row of W_k dotted with the query.
         let key_query: Vec<f32> = self.w_key.chunks_exact(d).map(|k_row| crate::score::dot(k_row, &q)).collect();
-        let scale = 1.0 / (d as f32).sqrt();
-        let logits: Vec<f32> =
-            logits.iter().zip(x.chunks_exact(d)).map(|(l, x)| l + crate::score::dot(x, &key_query) * scale).collect();
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = weights.iter().sum();
-        let (mut pooled_e, mut pooled_x) = (vec![0f32; d], vec![0f32; d]);
-        for ((e, x), w) in rows.chunks_exact(d).zip(x.chunks_exact(d)).zip(&weights) {
-            let w = w / total;
-            pooled_e.iter_mut().zip(e).for_each(|(p, v)| *p += w * v);
-            pooled_x.iter_mut().zip(x).for_each(|(p, v)| *p += w * v);
-        }
-        let value = row_times(&pooled_x, &self.w_value, d);
-        let h: Vec<f32> = pooled_e.iter().zip(&value).map(|(p, v)| p + v).collect();
+        let mut logits = logits.to_vec();
+        add_attention(&mut logits, &x, &key_query);
+        let weights = softmax(&logits);
+        let value = row_times(&pool(&weights, &x, d), &self.w_value, d);
+        let h: Vec<f32> = pool(&weights, rows, d).iter().zip(&value).map(|(p, v)| p + v).collect();
         let mut hidden = row_times(&layer_norm(&h, &self.norm), &self.w_in, d);
         hidden.iter_mut().zip(&self.b_in).for_each(|(v, b)| *v = (*v + b).max(0.0));
         let ff = row_times(&hidden, &self.w_out, d);
@@ -277,25 +293,9 @@ impl UserTower {
             return Some(user);
         }
         if let Some(query) = &self.query {
-            let mut q = vec![0f32; d];
-            for (x, q_row) in rows[..d].iter().zip(query.chunks_exact(d)) {
-                q.iter_mut().zip(q_row).for_each(|(q, w)| *q += x * w);
-            }
-            let scale = 1.0 / (d as f32).sqrt();
-            for (l, row) in logits.iter_mut().zip(rows.chunks_exact(d)) {
-                *l += crate::score::dot(&q, row) * scale;
-            }
+            add_attention(&mut logits, &rows, &row_times(&rows[..d], query, d));
         }
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = weights.iter().sum();
-        let mut pooled = vec![0f32; d];
-        for (row, w) in rows.chunks_exact(d).zip(&weights) {
-            for (p, r) in pooled.iter_mut().zip(row) {
-                *p += w / total * r;
-            }
-        }
-        let mut user = self.project(pooled);
+        let mut user = self.project(pool(&softmax(&logits), &rows, d));
         normalize(&mut user);
         Some(user)
     }
@@ -303,11 +303,7 @@ impl UserTower {
     /// The trained projection of a pooled vector (itself without one).
     fn project(&self, pooled: Vec<f32>) -> Vec<f32> {
         match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => {
-                let mut out = row_times(&pooled, w, self.dims);
-                out.iter_mut().zip(b).for_each(|(o, b)| *o += b);
-                out
-            }
+            (Some(w), Some(b)) => affine(&pooled, w, b.clone()),
             _ => pooled,
         }
     }
@@ -356,10 +352,9 @@ impl UserTower {
             None
         };
         let block = if sequence {
-            let dd = r.product(dims, dims, "block weights")?;
-            let ld = r.product(max_history, dims, "position embeddings")?;
             let mut parts = Vec::with_capacity(SequenceBlock::PARTS.len());
-            for (n, name) in SequenceBlock::part_lengths(dims, dd, ld).into_iter().zip(SequenceBlock::PARTS) {
+            for (shape, name) in SequenceBlock::part_shapes(dims, max_history).into_iter().zip(SequenceBlock::PARTS) {
+                let n = shape.iter().try_fold(1, |n, &side| r.product(n, side, name))?;
                 parts.push(r.f32s(n, name)?);
             }
             Some(SequenceBlock::from_parts(parts))
@@ -406,12 +401,7 @@ pub fn item_space(tower: Option<&ItemTower>, text: Vec<f32>) -> Vec<f32> {
 impl ItemTower {
     /// The normalized item vector of a text embedding.
     pub fn project(&self, text: &[f32]) -> Vec<f32> {
-        let mut out = self.bias.clone();
-        for (t, row) in text.iter().zip(self.weight.chunks_exact(self.dims)) {
-            for (o, w) in out.iter_mut().zip(row) {
-                *o += t * w;
-            }
-        }
+        let mut out = affine(text, &self.weight, self.bias.clone());
         normalize(&mut out);
         out
     }
@@ -506,7 +496,8 @@ mod tests {
         let v = |n: usize, k: usize| -> Vec<f32> {
             (0..n).map(|i| (((i + k + seed) * 37 % 17) as f32 - 8.0) / 8.0).collect()
         };
-        SequenceBlock::from_parts((0..10).map(|k| v(SequenceBlock::part_lengths(3, 9, 12)[k], k)).collect())
+        let shapes = SequenceBlock::part_shapes(3, 4);
+        SequenceBlock::from_parts(shapes.iter().enumerate().map(|(k, shape)| v(shape.iter().product(), k)).collect())
     }
 
     #[test]
