@@ -866,10 +866,7 @@ fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, 
             item.text_dims, item.dims
         )));
     }
-    // A shorter or longer history window keeps the positions both know;
-    // new positions continue the last one's weight.
-    let last = user.position_logits.last().copied().unwrap_or(0.0);
-    let positions = (0..l).map(|r| user.position_logits.get(r).copied().unwrap_or(last)).collect();
+    let positions = resize_positions(&user.position_logits, 1, l);
     let eye = || (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
     Ok(Warm {
         w_item: item.weight.clone(),
@@ -879,15 +876,19 @@ fn warm_weights(user: &UserTower, item: &ItemTower, text_dims: usize, d: usize, 
         b_user: user.bias.clone().unwrap_or_else(|| vec![0.0; d]),
         query: user.query.clone(),
         block: user.block.clone().map(|mut block| {
-            // Position embeddings follow the position logits.
-            let rows = block.positions.len() / d;
-            let last = block.positions[(rows.max(1) - 1) * d..].to_vec();
-            block.positions = (0..l)
-                .flat_map(|r| if r < rows { block.positions[r * d..(r + 1) * d].to_vec() } else { last.clone() })
-                .collect();
+            block.positions = resize_positions(&block.positions, d, l);
             block
         }),
     })
+}
+
+/// Per-position values (`width` each, newest position first) for a history
+/// window of `l`: a shorter or longer window keeps the positions both know,
+/// and new positions continue the last one (zeros if there is none).
+fn resize_positions(values: &[f32], width: usize, l: usize) -> Vec<f32> {
+    let known = values.len() / width;
+    let last = if known == 0 { vec![0.0; width] } else { values[(known - 1) * width..known * width].to_vec() };
+    (0..l).flat_map(|r| if r < known { &values[r * width..(r + 1) * width] } else { &last[..] }).copied().collect()
 }
 
 #[cfg(test)]
@@ -1102,6 +1103,14 @@ pub(crate) mod tests {
         assert!(worst < 1e-4, "epoch 0 of the update is the serving model (worst difference {worst})");
         let best = serving.history[serving.best_epoch].valid.all.recall_10;
         assert!((resumed.history[0].valid.all.recall_10 - best).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_new_history_window_keeps_the_known_positions_and_continues_the_last() {
+        assert_eq!(resize_positions(&[0.0, -1.0], 1, 3), [0.0, -1.0, -1.0]);
+        assert_eq!(resize_positions(&[0.0, -1.0], 1, 1), [0.0]);
+        assert_eq!(resize_positions(&[1.0, 2.0, 3.0, 4.0], 2, 3), [1.0, 2.0, 3.0, 4.0, 3.0, 4.0], "rows of two");
+        assert_eq!(resize_positions(&[], 2, 2), [0.0; 4]);
     }
 
     #[test]
