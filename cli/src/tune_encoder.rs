@@ -43,8 +43,12 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 2e-5)]
+    #[arg(long, default_value_t = TuneOptions::default().learning_rate)]
     learning_rate: f64,
+    /// The tuned weights' share in the written encoder, the rest being the
+    /// starting encoder's (WiSE-FT); 1 writes the tuned weights alone.
+    #[arg(long, default_value_t = TuneOptions::default().interpolation)]
+    interpolation: f64,
 }
 
 /// Tunes on the half of the judged queries that `index --judgments` and
@@ -59,7 +63,13 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--epochs, --batch-size and --max-steps must be 1 or more");
     }
     if !(args.learning_rate > 0.0 && args.learning_rate < 1.0) {
-        bail!("--learning-rate {}: expected a small positive rate such as 2e-5", args.learning_rate);
+        bail!("--learning-rate {}: expected a small positive rate such as 4e-5", args.learning_rate);
+    }
+    if !(args.interpolation > 0.0 && args.interpolation <= 1.0) {
+        bail!(
+            "--interpolation {}: expected the tuned weights' share, above 0 and at most 1 (0.5 is the midpoint)",
+            args.interpolation
+        );
     }
     let base_dir = args.encoder.dir()?;
     if base_dir.canonicalize().ok() == args.out.canonicalize().ok() {
@@ -77,6 +87,7 @@ pub fn run(args: Args) -> Result<()> {
         max_steps: args.max_steps,
         batch: args.batch_size,
         learning_rate: args.learning_rate,
+        interpolation: args.interpolation,
         ..TuneOptions::default()
     };
     let bar = ProgressBar::new(0).with_style(
@@ -92,12 +103,14 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     let base = encoder.config().clone();
     let source = format!(
-        "tuned:{}@{} on {} ({} judged queries, {} epochs, edgerec tune-encoder)",
+        "tuned:{}@{} on {} ({} judged queries, {} epochs, learning rate {}, interpolation {}, edgerec tune-encoder)",
         base.name,
         &base.weights_sha256[..12],
         args.judgments.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
         train.len(),
-        args.epochs
+        args.epochs,
+        args.learning_rate,
+        args.interpolation
     );
     let config = encoder.save(&base_dir, &args.out, &name, &source)?;
     println!(

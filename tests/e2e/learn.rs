@@ -426,6 +426,13 @@ fn an_encoder_tuned_on_a_shops_judgments_embeds_its_bundle_and_the_host_serves_i
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--judgments") && stderr.contains("nothing.csv"), "{stderr}");
+    let out = Command::new(edgerec_bin())
+        .args(["tune-encoder", "--data", &data, "--judgments", &d("judgments.csv"), "--out", &d("ai-models/x")])
+        .args(["--interpolation", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--interpolation 0"), "{stderr}");
 }
 
 #[test]
