@@ -7,6 +7,7 @@
 //! Run `edgerec --help` for the commands; `README.md` shows the whole flow.
 
 mod ab;
+mod allocator;
 mod bundles;
 mod check_encoder;
 mod encoding;
@@ -32,13 +33,6 @@ mod verify;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Training allocates and frees tens of megabytes of tensors per step;
-/// glibc's malloc returns such blocks to the kernel each time (mmap), and
-/// the page faults cost a third of the step. mimalloc keeps them: training
-/// on the Online Retail sample went from 13.7 s to about 10 s per epoch.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "edgerec", version, about = "E-commerce recommendation served as WebAssembly functions")]
@@ -103,7 +97,10 @@ fn main() -> ExitCode {
         Command::Prepare(args) => prepare::run(args),
         Command::Split(args) => split::run(args),
         Command::Index(args) => index::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => {
+            allocator::keep_freed_memory();
+            train::run(args)
+        }
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::EvalSearch(args) => eval_search::run(args),
@@ -112,7 +109,10 @@ fn main() -> ExitCode {
         Command::EvalAds(args) => eval_ads::run(args),
         Command::Verify(args) => verify::run(args),
         Command::CheckEncoder(args) => check_encoder::run(args),
-        Command::Update(args) => update::run(*args),
+        Command::Update(args) => {
+            allocator::keep_freed_memory();
+            update::run(*args)
+        }
         Command::Models(args) => models::run(args),
         Command::Ab(args) => ab::run(args),
         Command::Publish(args) => publish::run(args),
