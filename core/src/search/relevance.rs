@@ -303,16 +303,17 @@ mod tests {
         // Product 0 matches the words, product 1 the meaning; graded 3 and 1.
         let titles = vec!["steel hammer".to_string(), "nail driver".to_string()];
         let mut queries = Vec::new();
-        for i in 0..40 {
+        // Enough queries for the re-ranker's fit (twice its features in rows).
+        for i in 0..60 {
             queries.push(JudgedQuery { text: format!("hammer {i}"), judged: vec![(0, 3.0), (1, 1.0)] });
         }
         let j = Judgments { titles: titles.clone(), queries, uninformative: 0 };
         let bm25 = Bm25::build(&titles);
         let title_vectors = [1.0, 0.0, 0.0, 1.0];
         // Query vectors point at product 1: semantic gets it wrong.
-        let query_vectors: Vec<f32> = (0..40).flat_map(|_| [0.0, 1.0]).collect();
+        let query_vectors: Vec<f32> = (0..60).flat_map(|_| [0.0, 1.0]).collect();
         let (r, _) = evaluate(&j, &bm25, &title_vectors, &query_vectors, 2).unwrap();
-        assert_eq!(r.fit_queries + r.test_queries, 40);
+        assert_eq!(r.fit_queries + r.test_queries, 60);
         assert!(r.test_queries > 5 && r.fit_queries > 5);
         assert_eq!(r.bm25, 1.0);
         assert!(r.semantic < 0.7, "{}", r.semantic);

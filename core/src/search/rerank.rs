@@ -5,10 +5,11 @@
 //! model over a few dozen query–title features, fitted by ridge regression
 //! to the grades, that re-orders the top of the fused list. The features
 //! are what the fusion cannot weigh by itself: how much of the query the
-//! title covers (in words, in rare words, in characters, by prefix), whether
-//! the query's last word (usually the product type) and its numbers
-//! (sizes, model numbers) are there, the phrase, the lengths, and BM25 and
-//! cosine both as they are and relative to the best candidate of the list.
+//! title covers (in words, in rare words, in characters, by prefix, and
+//! allowing one typo per word), whether the query's last word (usually the
+//! product type) and its numbers (sizes, model numbers, however they are
+//! written) are there, the phrase, the lengths, and BM25 and cosine both
+//! as they are and relative to the best candidate of the list.
 //!
 //! `ranker.bin` (little-endian): magic `ERRK`, `u32` version 1, `u32`
 //! feature count `f`, `f32 bias`, then `mean[f]`, `scale[f]`, `weight[f]`,
@@ -29,13 +30,14 @@ pub const RANKER_FILE: &str = codec::RANKER.file;
 pub const RERANK_DEPTH: usize = 50;
 
 /// The features, in the order [`features`] writes them.
-pub const FEATURES: [&str; 20] = [
+pub const FEATURES: [&str; 22] = [
     "bm25",
     "cosine",
     "coverage",
     "idf_coverage",
     "char_coverage",
     "prefix_coverage",
+    "typo_coverage",
     "last_term",
     "first_term",
     "phrase",
@@ -50,10 +52,11 @@ pub const FEATURES: [&str; 20] = [
     "idf_coverage_vs_best",
     "char_coverage_vs_best",
     "prefix_coverage_vs_best",
+    "typo_coverage_vs_best",
 ];
 const N: usize = FEATURES.len();
 /// The first `RELATIVE` features also enter relative to the list's best.
-const RELATIVE: usize = 6;
+const RELATIVE: usize = 7;
 
 /// One candidate of a list: its title and the two retrievers' scores.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +74,7 @@ struct QueryText {
     terms: Vec<String>,
     idf: Vec<f32>,
     grams: HashSet<[char; 3]>,
-    numbers: Vec<usize>,
+    numbers: Vec<String>,
     joined: String,
 }
 
@@ -84,10 +87,22 @@ impl QueryText {
             }
         }
         let idf = distinct.iter().map(|t| bm25.idf(t)).collect();
-        let numbers = (0..distinct.len()).filter(|&i| distinct[i].chars().any(|c| c.is_ascii_digit())).collect();
         let joined = distinct.concat();
-        Self { grams: char_grams(&joined), idf, numbers, joined, terms: distinct }
+        Self { grams: char_grams(&joined), idf, numbers: numbers(text), joined, terms: distinct }
     }
+}
+
+/// The distinct runs of digits in a text. Sizes and model numbers are
+/// written in many ways ("32x80" in a query, "32 in. x 80 in." in the
+/// title; "2-1/2", "12ft"), and the digits are what they share.
+fn numbers(text: &str) -> Vec<String> {
+    let mut runs: Vec<String> = Vec::new();
+    for run in text.split(|c: char| !c.is_ascii_digit()).filter(|r| !r.is_empty()) {
+        if !runs.iter().any(|r| r == run) {
+            runs.push(run.to_string());
+        }
+    }
+    runs
 }
 
 /// Character trigrams of a string (letters and digits only).
@@ -100,6 +115,29 @@ fn char_grams(joined: &str) -> HashSet<[char; 3]> {
 /// starts the other ("drawer" / "drawers", "galv" / "galvanized").
 fn prefix_match(a: &str, b: &str) -> bool {
     a.len() >= 4 && b.len() >= 4 && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// Whether two words of four letters or more differ by at most one edit:
+/// a letter changed, added or dropped, or two neighbours swapped
+/// ("toliet" / "toilet", "cleamer" / "cleaner", "nobs" / "knobs"). Shorter
+/// words are left out: one edit turns most of them into other words.
+fn one_typo_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len() < 4 || b.len() < 4 || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let Some(i) = a.iter().zip(&b).position(|(x, y)| x != y) else {
+        // Equal, or one is the other with a letter added at the end.
+        return true;
+    };
+    if a.len() == b.len() {
+        let changed = a[i + 1..] == b[i + 1..];
+        let swapped = i + 1 < a.len() && a[i] == b[i + 1] && a[i + 1] == b[i] && a[i + 2..] == b[i + 2..];
+        changed || swapped
+    } else {
+        let (short, long) = if a.len() < b.len() { (&a, &b) } else { (&b, &a) };
+        short[i..] == long[i + 1..]
+    }
 }
 
 /// The feature rows of a query's candidates, in [`FEATURES`] order.
@@ -124,20 +162,24 @@ pub fn features(bm25: &Bm25, query: &str, candidates: &[Candidate]) -> Vec<[f32;
             };
             let prefix: Vec<bool> =
                 q.terms.iter().zip(&matched).map(|(t, &m)| m || title.iter().any(|w| prefix_match(t, w))).collect();
+            let typo: Vec<bool> =
+                q.terms.iter().zip(&prefix).map(|(t, &p)| p || title.iter().any(|w| one_typo_apart(t, w))).collect();
             let phrase = !q.terms.is_empty() && title.windows(q.terms.len()).any(|w| w == q.terms.as_slice());
             let numbers = if q.numbers.is_empty() {
                 0.5
             } else {
-                q.numbers.iter().filter(|&&i| matched[i]).count() as f32 / q.numbers.len() as f32
+                let in_title = numbers(c.title);
+                q.numbers.iter().filter(|n| in_title.contains(n)).count() as f32 / q.numbers.len() as f32
             };
             let mut row = [0f32; N];
-            row[..14].copy_from_slice(&[
+            row[..15].copy_from_slice(&[
                 c.lexical,
                 c.semantic,
                 count(&matched) / n_terms,
                 idf_matched / idf_total,
                 char_coverage,
                 count(&prefix) / n_terms,
+                count(&typo) / n_terms,
                 f32::from(matched.last().copied().unwrap_or(false)),
                 f32::from(matched.first().copied().unwrap_or(false)),
                 f32::from(phrase),
@@ -304,9 +346,33 @@ mod tests {
         let rows = features(&bm25, "deck over", &candidates(&bm25, "deck over", &titles, &[0.0; 3]));
         assert_eq!(rows[2][f("joined")], 1.0);
         assert_eq!(rows[0][f("brand")], 0.0);
+        // A typo still matches; the size matches however it is written.
+        let titles = ["Toilet Seat Cover 32 in. x 80 in.", "Toilet Tank Lever 3 in."];
+        let bm25 = Bm25::build(&titles);
+        let query = "toliet seat 32x80";
+        let rows = features(&bm25, query, &candidates(&bm25, query, &titles, &[0.0; 2]));
+        assert_eq!(rows[0][f("prefix_coverage")], 1.0 / 3.0, "only seat is written the same");
+        assert_eq!(rows[0][f("typo_coverage")], 2.0 / 3.0, "toliet is one swap from toilet");
+        assert_eq!(rows[1][f("typo_coverage")], 1.0 / 3.0);
+        assert_eq!(rows[1][f("typo_coverage_vs_best")], 1.0 / 3.0 - 2.0 / 3.0);
+        assert_eq!((rows[0][f("numbers")], rows[1][f("numbers")]), (1.0, 0.0), "32 and 80 are both in the first");
         assert!(
             features(&bm25, "", &candidates(&bm25, "", &titles, &[0.0; 3])).iter().flatten().all(|v| v.is_finite())
         );
+    }
+
+    #[test]
+    fn one_typo_is_one_edit_between_words_of_four_letters_or_more() {
+        for (a, b) in
+            [("toliet", "toilet"), ("cleamer", "cleaner"), ("nobs", "knobs"), ("shads", "shade"), ("hose", "hose")]
+        {
+            assert!(one_typo_apart(a, b) && one_typo_apart(b, a), "{a} / {b}");
+        }
+        for (a, b) in [("tpe", "tape"), ("cleamr", "cleaner"), ("vynal", "vinyl"), ("lamp", "lump0"), ("abcd", "badc")]
+        {
+            assert!(!one_typo_apart(a, b) && !one_typo_apart(b, a), "{a} / {b}");
+        }
+        assert_eq!(numbers("2-1/2 in. x 12 ft. 2x4"), ["2", "1", "12", "4"]);
     }
 
     #[test]
