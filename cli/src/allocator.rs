@@ -23,12 +23,15 @@ const PURGE_DELAY_DEFAULT: std::ffi::c_long = 1000;
 /// step needs the same blocks again), it is only not returned before they
 /// exit. A `MIMALLOC_PURGE_DELAY` set by the user wins, and so does a
 /// mimalloc whose options differ from the ones this was written for.
+/// Call it before the command starts threads.
 pub fn keep_freed_memory() {
     // Reading and setting an option are plain calls into mimalloc's C API
     // (an integer in a table it owns), with no pointers involved.
     #[allow(unsafe_code)]
-    // SAFETY: both functions take an option index and a value; an index
-    // that mimalloc does not know is rejected by it with a warning, not UB.
+    // SAFETY: both functions take an option index and a value, and ignore
+    // an index outside mimalloc's table (`get` returns 0). `set` is not
+    // thread-safe: it is called first thing in a command, before any of
+    // its threads start.
     unsafe {
         if libmimalloc_sys::mi_option_get(PURGE_DELAY) == PURGE_DELAY_DEFAULT {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
